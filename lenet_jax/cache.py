@@ -1,0 +1,33 @@
+"""A small on-disk cache of decoded arrays, so a slow first load is not paid twice."""
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+
+def cache_dir() -> str:
+    """`$LENET_JAX_CACHE`, else `$XDG_CACHE_HOME/lenet_jax`, else `~/.cache/lenet_jax`."""
+    if os.environ.get("LENET_JAX_CACHE"):
+        return os.environ["LENET_JAX_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lenet_jax")
+
+
+def load_or_build(key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Returns the arrays cached under `key`, building and storing them on a miss.
+
+    The file is written under a temporary name and renamed, so an interrupted write
+    never leaves a truncated cache entry behind.
+    """
+    path = os.path.join(cache_dir(), key + ".npz")
+    if os.path.isfile(path):
+        with np.load(path) as stored:
+            return {name: stored[name] for name in stored.files}
+    arrays = build()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return arrays

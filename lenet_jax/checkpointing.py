@@ -1,0 +1,163 @@
+"""A thin orbax `CheckpointManager` wrapper: save, keep latest-N plus the best, resume.
+
+A checkpoint holds the unreplicated train state (`state`) and what the loop carries
+between steps (`loop`: the epoch's running train-metric sums), so a resumed run is
+bit-identical to one that never stopped. Restores target the strategy's sharding, so a
+checkpoint written on 8 devices restores on 1 and back.
+"""
+
+import logging
+import os
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+from lenet_jax.errors import UserError
+
+BEST_METRIC = "accuracy"  # test accuracy, higher is better
+
+
+class IncompatibleCheckpoint(UserError):
+    """The workdir's checkpoints have other parameter names or shapes than this config."""
+
+
+def _best_value(metrics: dict) -> float:
+    return metrics[BEST_METRIC]
+
+
+class Checkpoints:
+    """Checkpoints under `directory`; use as a context manager so async saves finish."""
+
+    def __init__(self, directory: str, *, keep: int, read_only: bool = False):
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(
+            best_fn=_best_value,
+            best_mode="max",
+            preservation_policy=policies.AnyPreservationPolicy(
+                [
+                    policies.LatestN(n=keep),
+                    policies.BestN(
+                        get_metric_fn=_best_value, n=1, keep_checkpoints_without_metrics=False
+                    ),
+                ]
+            ),
+            enable_async_checkpointing=True,
+            read_only=read_only,
+            create=not read_only,
+        )
+        handlers = {"state": ocp.StandardCheckpointHandler(), "loop": ocp.JsonCheckpointHandler()}
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=handlers
+        )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def best_step(self) -> int | None:
+        return self.manager.best_step()
+
+    def save(self, step: int, state, loop: dict, *, metrics: dict | None = None) -> None:
+        """Saves asynchronously; `metrics` (test accuracy) ranks the best checkpoint."""
+        if step in self.manager.all_steps():
+            return  # already saved at this step (e.g. epoch end, then the final save)
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop))
+        self.manager.save(step, args=args, metrics=metrics)
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def restore(self, step: int, abstract_state) -> tuple[object, dict]:
+        """Restores `step` into the shapes and shardings of `abstract_state`."""
+        check_compatible(self.saved_shapes(step), _shapes(abstract_state), self.directory)
+        restored = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state), loop=ocp.args.JsonRestore()
+            ),
+        )
+        return restored["state"], dict(restored["loop"])
+
+    def saved_shapes(self, step: int) -> list[tuple[str, tuple, str]]:
+        tree = self.manager.item_metadata(step)["state"].tree
+        return _shapes(tree)
+
+    def restore_latest_good(self, abstract_state):
+        """Restores the newest readable checkpoint, warning about each unreadable newer one.
+
+        Returns (state, loop, step), or None when there is no checkpoint at all. Raises a
+        UserError when checkpoints exist but none can be read: never a silent restart.
+        """
+        steps = self.steps()
+        for step in reversed(steps):
+            try:
+                state, loop = self.restore(step, abstract_state)
+            except IncompatibleCheckpoint:
+                raise
+            except Exception as e:  # orbax/tensorstore raise many types for damaged files
+                logging.warning(
+                    "checkpoint %s/%d is unreadable (%s: %s); trying an older one",
+                    self.directory,
+                    step,
+                    type(e).__name__,
+                    _first_line(e),
+                )
+                print(
+                    f"warning: checkpoint step {step} is unreadable "
+                    f"({type(e).__name__}); falling back to an older one",
+                    flush=True,
+                )
+                continue
+            return state, loop, step
+        if steps:
+            raise UserError(
+                f"{self.directory}: none of the checkpoints {steps} can be read; "
+                "move them aside to start afresh, or use a fresh --workdir"
+            )
+        return None
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:200]
+
+
+def _leaf_shape(leaf) -> tuple[tuple, str]:
+    return tuple(leaf.shape), str(leaf.dtype)
+
+
+def _shapes(tree) -> list[tuple[str, tuple, str]]:
+    """(path, shape, dtype) per leaf, with paths written the same for states and metadata."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    rows = []
+    for path, leaf in leaves:
+        name = "/".join(
+            str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path
+        )
+        rows.append((name, *_leaf_shape(leaf)))
+    return sorted(rows)
+
+
+def check_compatible(saved, wanted, directory: str) -> None:
+    """Raises IncompatibleCheckpoint naming the first leaf whose shape or presence differs."""
+    if saved == wanted:
+        return
+    saved_by_name = {name: (shape, dtype) for name, shape, dtype in saved}
+    wanted_by_name = {name: (shape, dtype) for name, shape, dtype in wanted}
+    for name in sorted(set(saved_by_name) | set(wanted_by_name)):
+        there, now = saved_by_name.get(name, "absent"), wanted_by_name.get(name, "absent")
+        if there != now:
+            raise IncompatibleCheckpoint(
+                f"{directory} holds checkpoints of an incompatible config: '{name}' is {there} "
+                f"there but {now} now; use a fresh --workdir (or the config that wrote it)"
+            )
+    raise IncompatibleCheckpoint(f"{directory} holds checkpoints of an incompatible config")

@@ -1,0 +1,116 @@
+"""Shared config defaults and validation; the files in `configs/` start from `base_config()`.
+
+Every field the trainer reads exists here, so `--config.some.field=...` overrides work
+for every config, and a locked config turns a typo into an error.
+"""
+
+import importlib.util
+import os
+
+import ml_collections
+
+from lenet_jax.errors import UserError
+
+PARALLELISM = ("auto", "single", "pmap", "sharded")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "onecycle")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    # Data.
+    config.dataset = "fashion_mnist"  # TFDS name: fashion_mnist, mnist, cifar10
+    config.data_dir = ""  # local files; "" = the dataset's default place, then TFDS
+    config.num_train_examples = 0  # 0 = the whole train split; fewer for smoke runs
+    config.num_test_examples = 0  # 0 = the whole test split
+    # Model: `name` picks a registered model; the other fields are its keyword arguments.
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "lenet_modern"
+    config.model.dropout_rate = 0.0  # before the last dense layer
+    # Optimizer and learning-rate schedule.
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adam"  # sgd | adam | adamw
+    config.optimizer.learning_rate = 1e-3  # peak value of the schedule
+    config.optimizer.momentum = 0.9  # sgd only; 0 = plain SGD
+    config.optimizer.nesterov = False  # sgd only
+    config.optimizer.weight_decay = 0.0  # decoupled for adamw, L2 added to gradients for sgd/adam
+    config.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine | onecycle
+    config.optimizer.warmup_epochs = 0.0  # warmup_cosine only
+    config.label_smoothing = 0.0
+    # Loop.
+    config.batch_size = 128  # global: split over all devices
+    config.eval_batch_size = 1000
+    config.num_epochs = 10
+    config.seed = 0  # init, dropout, augmentation and data order all derive from it
+    config.log_every_steps = 100  # progress lines within an epoch
+    # Checkpoints.
+    config.checkpoint_every_epochs = 1
+    config.keep_checkpoints = 2  # the latest N, plus the best by test accuracy
+    # Devices.
+    config.parallelism = "auto"  # auto | single | pmap | sharded
+    return config
+
+
+def _require(ok: bool, field: str, allowed: str, value) -> None:
+    if not ok:
+        raise UserError(f"config.{field}={value!r} is not allowed; expected {allowed}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks the fields that do not depend on the data; one error naming the field."""
+    _require(
+        config.optimizer.name in OPTIMIZERS,
+        "optimizer.name",
+        list(OPTIMIZERS),
+        config.optimizer.name,
+    )
+    _require(
+        config.optimizer.schedule in SCHEDULES,
+        "optimizer.schedule",
+        list(SCHEDULES),
+        config.optimizer.schedule,
+    )
+    _require(
+        config.parallelism in PARALLELISM, "parallelism", list(PARALLELISM), config.parallelism
+    )
+    for field in (
+        "batch_size",
+        "eval_batch_size",
+        "num_epochs",
+        "checkpoint_every_epochs",
+        "keep_checkpoints",
+        "log_every_steps",
+    ):
+        _require(config[field] > 0, field, "a positive integer", config[field])
+    _require(
+        config.optimizer.learning_rate > 0,
+        "optimizer.learning_rate",
+        "a positive number",
+        config.optimizer.learning_rate,
+    )
+    _require(
+        0 <= config.model.dropout_rate < 1,
+        "model.dropout_rate",
+        "a number in [0, 1)",
+        config.model.dropout_rate,
+    )
+    _require(
+        0 <= config.label_smoothing < 1,
+        "label_smoothing",
+        "a number in [0, 1)",
+        config.label_smoothing,
+    )
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+    """Loads `FILE[:arg]` the way `--config` does, locked, for scripts, tests and notebooks."""
+    path, _, arg = spec.partition(":")
+    name = "lenet_jax_config_" + os.path.splitext(os.path.basename(path))[0]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or not os.path.isfile(path):
+        raise UserError(f"--config: no config file at {path!r}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(arg) if arg else module.get_config()
+    config.lock()
+    return config

@@ -1,0 +1,56 @@
+"""Reads MNIST-style IDX files (raw or gzipped) and checks them against known SHA-256s."""
+
+import gzip
+import hashlib
+import os
+
+import numpy as np
+
+from lenet_jax.errors import UserError
+
+_IDX_DTYPE_UBYTE = 0x08
+
+
+def read_verified(path: str, *, raw_sha256: str | None, gz_sha256: str | None) -> bytes:
+    """Returns the un-gzipped bytes of `path`, raising if they are not the known originals.
+
+    Re-compressed copies (Debian's `.gz` files have other headers) are accepted when the
+    un-gzipped bytes match `raw_sha256`; a `.gz` is also accepted when it is byte-identical
+    to the upstream archive (`gz_sha256`, as registered by TFDS).
+    """
+    with open(path, "rb") as f:
+        stored = f.read()
+    is_gzip = stored[:2] == b"\x1f\x8b"
+    if is_gzip and gz_sha256 and hashlib.sha256(stored).hexdigest() == gz_sha256:
+        return gzip.decompress(stored)
+    try:
+        data = gzip.decompress(stored) if is_gzip else stored
+    except (OSError, EOFError) as e:
+        raise UserError(f"{path}: not a readable gzip file ({e})") from None
+    if raw_sha256 and hashlib.sha256(data).hexdigest() != raw_sha256:
+        raise UserError(
+            f"{path}: SHA-256 of its contents does not match the original dataset file; "
+            "re-install it (apt-get install --reinstall dataset-fashion-mnist) or fix data_dir"
+        )
+    return data
+
+
+def parse(data: bytes, path: str) -> np.ndarray:
+    """Parses IDX bytes (unsigned-byte payload) into a uint8 array of the header's shape."""
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _IDX_DTYPE_UBYTE:
+        raise UserError(f"{path}: not an unsigned-byte IDX file")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(data) != header + int(np.prod(shape)):
+        raise UserError(f"{path}: IDX header says shape {shape} but the file size differs")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+
+
+def find(directory: str, stem: str) -> str | None:
+    """The path of `stem` or `stem.gz` in `directory`, whichever exists."""
+    for name in (stem, stem + ".gz"):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None

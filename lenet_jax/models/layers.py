@@ -1,0 +1,46 @@
+"""Small layer helpers shared by the models: activations, pooling and initialisers by name.
+
+Models name these by string so configs can choose them and so a faster formulation
+(see issue 6) lives in one place.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "sigmoid": nn.sigmoid,
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+}
+
+KERNEL_INITS = {
+    "lecun_normal": nn.initializers.lecun_normal(),
+    "glorot_uniform": nn.initializers.glorot_uniform(),
+    "he_normal": nn.initializers.he_normal(),
+}
+
+
+def _lookup(table: dict, kind: str, name: str):
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}; known: {sorted(table)}")
+    return table[name]
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    return _lookup(ACTIVATIONS, "activation", name)
+
+
+def kernel_init(name: str):
+    return _lookup(KERNEL_INITS, "kernel_init", name)
+
+
+def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
+    """Non-overlapping `window`x`window` pooling over NHWC images ("avg" or "max")."""
+    if kind == "avg":
+        return nn.avg_pool(x, (window, window), strides=(window, window))
+    if kind == "max":
+        return nn.max_pool(x, (window, window), strides=(window, window))
+    raise ValueError(f"unknown pooling {kind!r}; known: ['avg', 'max']")

@@ -1,0 +1,163 @@
+"""How a step runs on the devices: one device, pmap, or jit over a 1-D `data` mesh.
+
+Each strategy places the state, splits this process's share of a global batch over its
+local devices and compiles the steps. Checkpoints always hold the plain, unreplicated
+state, so a run saved under one strategy or device count restores under any other.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import jax_utils
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from lenet_jax.errors import UserError
+
+AXIS = "data"  # the pmap axis name and the mesh axis name
+
+
+def resolve(parallelism: str) -> str:
+    """`auto` means sharded on several devices, single on one."""
+    if parallelism == "auto":
+        return "sharded" if jax.device_count() > 1 else "single"
+    return parallelism
+
+
+def check_divisible(batch_size: int, field: str, *, num_devices: int, num_local: int) -> None:
+    if batch_size % num_devices:
+        raise UserError(
+            f"config.{field}={batch_size} does not divide over {num_devices} devices; "
+            f"use a multiple of {num_devices}"
+        )
+    if batch_size // jax.process_count() % num_local:
+        raise UserError(
+            f"config.{field}={batch_size}: each of {jax.process_count()} processes gets "
+            f"{batch_size // jax.process_count()} examples, not divisible over its "
+            f"{num_local} local devices"
+        )
+
+
+@dataclasses.dataclass
+class Strategy:
+    """Single-device execution; the base the data-parallel strategies override."""
+
+    name: str = "single"
+    axis_name: str | None = None  # set where the step must average over devices itself
+
+    @property
+    def num_devices(self) -> int:
+        return 1
+
+    def check_batch(self, batch_size: int, field: str) -> None:
+        check_divisible(batch_size, field, num_devices=self.num_devices, num_local=self.num_devices)
+
+    def process_slice(self, batch_size: int) -> slice:
+        """This process's share of a global batch of `batch_size` examples."""
+        share = batch_size // jax.process_count()
+        return slice(jax.process_index() * share, (jax.process_index() + 1) * share)
+
+    def place_state(self, state):
+        return jax.device_put(state, jax.devices()[0])
+
+    def host_state(self, state):
+        """The plain state as saved in checkpoints."""
+        return state
+
+    def state_sharding(self):
+        return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+    def place_batch(self, *arrays: np.ndarray):
+        return tuple(jnp.asarray(a) for a in arrays)
+
+    def compile_train(self, step: Callable) -> Callable:
+        return jax.jit(step, donate_argnums=0)
+
+    def compile_eval(self, step: Callable) -> Callable:
+        return jax.jit(step)
+
+
+@dataclasses.dataclass
+class Pmap(Strategy):
+    """State replicated per local device; the batch gets a leading device axis."""
+
+    name: str = "pmap"
+    axis_name: str | None = AXIS
+
+    @property
+    def num_devices(self) -> int:
+        return jax.device_count()
+
+    def check_batch(self, batch_size: int, field: str) -> None:
+        check_divisible(
+            batch_size, field, num_devices=self.num_devices, num_local=jax.local_device_count()
+        )
+
+    def place_state(self, state):
+        return jax_utils.replicate(state)
+
+    def host_state(self, state):
+        return jax_utils.unreplicate(state)
+
+    def place_batch(self, *arrays: np.ndarray):
+        n = jax.local_device_count()
+        return tuple(a.reshape((n, a.shape[0] // n, *a.shape[1:])) for a in arrays)
+
+    def compile_train(self, step: Callable) -> Callable:
+        compiled = jax.pmap(step, axis_name=AXIS, in_axes=(0, 0, 0, None), donate_argnums=0)
+
+        def train_step(state, images, labels, key):
+            state, metrics = compiled(state, images, labels, key)
+            return state, jax.tree.map(lambda m: m[0], metrics)
+
+        return train_step
+
+    def compile_eval(self, step: Callable) -> Callable:
+        summed = jax.pmap(lambda *a: jax.lax.psum(step(*a), AXIS), axis_name=AXIS)
+        return lambda *a: jax.tree.map(lambda m: m[0], summed(*a))
+
+
+@dataclasses.dataclass
+class Sharded(Strategy):
+    """jit over a 1-D `data` mesh: state replicated, batch sharded, single-device code."""
+
+    name: str = "sharded"
+    mesh: Mesh = dataclasses.field(default_factory=lambda: Mesh(np.array(jax.devices()), (AXIS,)))
+
+    @property
+    def num_devices(self) -> int:
+        return self.mesh.size
+
+    def check_batch(self, batch_size: int, field: str) -> None:
+        check_divisible(
+            batch_size, field, num_devices=self.num_devices, num_local=jax.local_device_count()
+        )
+
+    def state_sharding(self):
+        return NamedSharding(self.mesh, P())
+
+    def place_state(self, state):
+        # A copy first: device_put may alias its input, and the step donates the state.
+        return jax.device_put(jax.tree.map(np.array, state), self.state_sharding())
+
+    def host_state(self, state):
+        return state
+
+    def place_batch(self, *arrays: np.ndarray):
+        sharding = NamedSharding(self.mesh, P(AXIS))
+        return tuple(jax.make_array_from_process_local_data(sharding, a) for a in arrays)
+
+    def compile_train(self, step: Callable) -> Callable:
+        replicated = self.state_sharding()
+        return jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=0)
+
+    def compile_eval(self, step: Callable) -> Callable:
+        return jax.jit(step, out_shardings=self.state_sharding())
+
+
+def create(parallelism: str) -> Strategy:
+    name = resolve(parallelism)
+    return {"single": Strategy, "pmap": Pmap, "sharded": Sharded}[name]()

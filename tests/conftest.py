@@ -1,0 +1,79 @@
+"""Test set-up: 8 fake CPU devices (before jax initialises) and small real-format datasets."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+
+import gzip  # noqa: E402
+import pathlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+def write_idx(path: pathlib.Path, array: np.ndarray, *, gz: bool = False) -> None:
+    """Writes `array` (uint8) in the IDX format MNIST uses."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    data = header + array.astype(np.uint8).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        data = gzip.compress(data)
+    path.write_bytes(data)
+
+
+def make_tiny_mnist(
+    directory: pathlib.Path, *, num_train: int = 512, num_test: int = 256, seed: int = 0
+) -> pathlib.Path:
+    """A learnable MNIST-format dataset: each class lights up its own band of rows."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", num_train), ("t10k", num_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 2 + 2 * label : 4 + 2 * label, 4:24] = 255
+        write_idx(directory / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Tests never read or write the user's decoded-data cache."""
+    monkeypatch.setenv("LENET_JAX_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist_dir(tmp_path_factory) -> pathlib.Path:
+    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
+
+
+@pytest.fixture
+def tiny_config(tiny_mnist_dir):
+    """A seconds-long CPU run on `tiny_mnist_dir`, single device."""
+    from lenet_jax.config import load_config_file
+
+    config = load_config_file(str(REPO / "configs" / "fashion.py:smoke"))
+    config.dataset = "mnist"
+    config.data_dir = str(tiny_mnist_dir)
+    config.num_train_examples = 0
+    config.num_test_examples = 0
+    config.batch_size = 64
+    config.eval_batch_size = 128
+    config.num_epochs = 2
+    config.parallelism = "single"
+    return config
+
+
+requires_fashion = pytest.mark.skipif(
+    not FASHION_DIR.is_dir(),
+    reason="real Fashion-MNIST absent: apt-get install dataset-fashion-mnist",
+)

@@ -1,0 +1,79 @@
+"""The train CLI: every bad input is one line on stderr and exit code 2."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from lenet_jax.config import load_config_file
+
+
+def run_train(*args, workdir, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    cmd = [sys.executable, "-m", "lenet_jax.train", f"--workdir={workdir}", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["--config.optimzer.learning_rate=0.1"], "unknown config field 'optimzer'"),
+        (["--config.model.name=vgg"], "unknown model 'vgg'; known: ['lenet_d2l'"),
+        (["--config.dataset=imagenet"], "unknown dataset 'imagenet'; known:"),
+        (["--config.batch_size=0"], "config.batch_size=0 is not allowed"),
+        (["--config.optimizer.name=rmsprop"], "config.optimizer.name='rmsprop' is not allowed"),
+        (["--config.batch_size=abc"], "--config.batch_size=abc"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(overrides, message, tiny_mnist_dir, tmp_path):
+    result = run_train(
+        "--config=configs/fashion.py:smoke",
+        "--config.dataset=mnist",
+        f"--config.data_dir={tiny_mnist_dir}",
+        "--config.num_train_examples=0",
+        "--config.num_test_examples=0",
+        *overrides,
+        workdir=tmp_path / "w",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = error_lines(result)
+    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_file_is_one_line(tmp_path):
+    result = run_train("--config=configs/nope.py", workdir=tmp_path)
+    assert result.returncode == 2 and "configs/nope.py" in error_lines(result)[0]
+
+
+def test_successful_run_states_final_accuracy_last(tiny_mnist_dir, tmp_path):
+    result = run_train(
+        "--config=configs/fashion.py:smoke",
+        "--config.dataset=mnist",
+        f"--config.data_dir={tiny_mnist_dir}",
+        "--config.num_train_examples=0",
+        "--config.num_test_examples=0",
+        "--config.parallelism=single",
+        workdir=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1].startswith("final test accuracy: ")
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(str(REPO / "configs" / "*.py"))))
+@pytest.mark.parametrize("arg", ["", ":smoke"])
+def test_every_config_file_loads_locked(path, arg):
+    config = load_config_file(path + arg)
+    for field in ("dataset", "data_dir", "batch_size", "num_epochs", "seed"):
+        assert field in config
+    assert {"name", "dropout_rate"} <= set(config.model)
+    assert {"name", "learning_rate"} <= set(config.optimizer)
+    with pytest.raises(AttributeError):
+        config.optimzer = 1  # locked: typos fail
