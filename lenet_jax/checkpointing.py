@@ -6,8 +6,8 @@ bit-identical to one that never stopped. Restores target the strategy's sharding
 checkpoint written on 8 devices restores on 1 and back.
 """
 
-import logging
 import os
+import time
 
 import jax
 import orbax.checkpoint as ocp
@@ -93,10 +93,12 @@ class Checkpoints:
         return _shapes(tree)
 
     def restore_latest_good(self, abstract_state):
-        """Restores the newest readable checkpoint, warning about each unreadable newer one.
+        """Restores the newest readable checkpoint; unreadable newer ones are moved aside.
 
         Returns (state, loop, step), or None when there is no checkpoint at all. Raises a
         UserError when checkpoints exist but none can be read: never a silent restart.
+        A damaged checkpoint is renamed into `<directory>.corrupt/`, not deleted, so the
+        resumed run can save that step again.
         """
         steps = self.steps()
         for step in reversed(steps):
@@ -105,16 +107,12 @@ class Checkpoints:
             except IncompatibleCheckpoint:
                 raise
             except Exception as e:  # orbax/tensorstore raise many types for damaged files
-                logging.warning(
-                    "checkpoint %s/%d is unreadable (%s: %s); trying an older one",
-                    self.directory,
-                    step,
-                    type(e).__name__,
-                    _first_line(e),
-                )
+                if step == steps[0]:
+                    break  # nothing older to fall back to: keep it in place, and stop
+                moved = self._move_aside(step)
                 print(
-                    f"warning: checkpoint step {step} is unreadable "
-                    f"({type(e).__name__}); falling back to an older one",
+                    f"warning: checkpoint step {step} is unreadable ({type(e).__name__}: "
+                    f"{_first_line(e)}); moved to {moved}, trying an older one",
                     flush=True,
                 )
                 continue
@@ -125,6 +123,13 @@ class Checkpoints:
                 "move them aside to start afresh, or use a fresh --workdir"
             )
         return None
+
+    def _move_aside(self, step: int) -> str:
+        target = os.path.join(self.directory + ".corrupt", f"{step}-{int(time.time())}")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(os.path.join(self.directory, str(step)), target)
+        self.manager.reload()
+        return target
 
 
 def _first_line(e: Exception) -> str:
