@@ -37,6 +37,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine | onecycle
     config.optimizer.warmup_epochs = 0.0  # warmup_cosine only
     config.label_smoothing = 0.0
+    # On-device augmentation inside the compiled step (all off by default).
+    config.augment = ml_collections.ConfigDict()
+    config.augment.crop_padding = 0  # random crop after reflect-padding this many pixels
+    config.augment.flip = False  # random horizontal flip
+    config.augment.cutout_size = 0  # zero a random square of this side
     # Loop.
     config.batch_size = 128  # global: split over all devices
     config.eval_batch_size = 1000
@@ -94,6 +99,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "a number in [0, 1)",
         config.model.dropout_rate,
     )
+    for field in ("crop_padding", "cutout_size"):
+        value = config.augment[field]
+        _require(value >= 0, f"augment.{field}", "0 (off) or a positive integer", value)
     _require(
         0 <= config.label_smoothing < 1,
         "label_smoothing",

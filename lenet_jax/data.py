@@ -10,7 +10,7 @@ import socket
 
 import numpy as np
 
-from lenet_jax import cache, idx
+from lenet_jax import cache, idx, image_folder
 from lenet_jax.errors import UserError
 
 
@@ -37,13 +37,25 @@ class Dataset:
         return tuple(self.train_images.shape[1:])
 
     def take(self, num_train: int = 0, num_test: int = 0) -> "Dataset":
-        """The first examples of each split (0 = all of it), for smoke runs."""
+        """A fixed random subset of each split (0 = all of it), for smoke runs.
+
+        Random rather than the first examples: image folders are sorted by class.
+        """
+
+        def subset(images, labels, n):
+            if not n or n >= len(labels):
+                return images, labels
+            keep = np.sort(np.random.default_rng(0).permutation(len(labels))[:n])
+            return images[keep], labels[keep]
+
+        train_images, train_labels = subset(self.train_images, self.train_labels, num_train)
+        test_images, test_labels = subset(self.test_images, self.test_labels, num_test)
         return dataclasses.replace(
             self,
-            train_images=self.train_images[: num_train or None],
-            train_labels=self.train_labels[: num_train or None],
-            test_images=self.test_images[: num_test or None],
-            test_labels=self.test_labels[: num_test or None],
+            train_images=train_images,
+            train_labels=train_labels,
+            test_images=test_images,
+            test_labels=test_labels,
         )
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -150,12 +162,33 @@ IDX_DATASETS: dict[str, IdxSpec] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class FolderSpec:
+    """A dataset read from an image folder `<data_dir>/<split>/<class>/<image>` offline."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    install_hint: str
+
+
+FOLDER_DATASETS: dict[str, FolderSpec] = {
+    "cifar10": FolderSpec(
+        mean=(0.4914, 0.4822, 0.4465),  # the canonical CIFAR-10 train-split statistics
+        std=(0.2470, 0.2435, 0.2616),
+        install_hint="set --config.data_dir to an image folder, e.g. "
+        "$(python scripts/prepare_cifar10.py)",
+    ),
+}
+
+
 def known_datasets() -> list[str]:
-    return sorted(IDX_DATASETS)
+    return sorted([*IDX_DATASETS, *FOLDER_DATASETS])
 
 
 def load_dataset(name: str, data_dir: str = "") -> Dataset:
     """Loads both splits of dataset `name`: local files first, then TFDS."""
+    if name in FOLDER_DATASETS:
+        return _load_folder_dataset(name, FOLDER_DATASETS[name], data_dir)
     if name not in IDX_DATASETS:
         raise UserError(f"config.dataset: unknown dataset {name!r}; known: {known_datasets()}")
     spec = IDX_DATASETS[name]
@@ -173,6 +206,35 @@ def load_dataset(name: str, data_dir: str = "") -> Dataset:
             f"{name}: {where} and TFDS cannot provide it ({e}); {spec.install_hint}"
         ) from None
     return _dataset(name, spec, arrays, source="tfds")
+
+
+def _load_folder_dataset(name: str, spec: FolderSpec, data_dir: str) -> Dataset:
+    if data_dir:
+        arrays, class_names = image_folder.load_image_folder(data_dir)
+        source = data_dir
+    else:
+        try:
+            arrays = cache.load_or_build(f"tfds-{name}", lambda: _load_tfds(name))
+        except TfdsUnavailable as e:
+            raise UserError(f"{name}: TFDS cannot provide it ({e}); {spec.install_hint}") from None
+        class_names, source = _tfds_class_names(name), "tfds"
+    return Dataset(
+        name=name,
+        train_images=arrays["train_images"],
+        train_labels=arrays["train_labels"].astype(np.int32),
+        test_images=arrays["test_images"],
+        test_labels=arrays["test_labels"].astype(np.int32),
+        class_names=tuple(class_names),
+        mean=spec.mean,
+        std=spec.std,
+        source=source,
+    )
+
+
+def _tfds_class_names(name: str) -> tuple[str, ...]:
+    import tensorflow_datasets as tfds
+
+    return tuple(tfds.builder(name).info.features["label"].names)
 
 
 def _missing_idx_files(spec: IdxSpec, directory: str) -> list[str]:

@@ -5,14 +5,17 @@ import os
 
 import jax
 import ml_collections
+import numpy as np
 
-from lenet_jax import checkpointing
+from lenet_jax import checkpointing, steps
 from lenet_jax import data as data_lib
 from lenet_jax import workdir as workdir_lib
 from lenet_jax.errors import UserError
 from lenet_jax.models import build_model
 from lenet_jax.optim import make_optimizer, make_schedule
 from lenet_jax.state import TrainState, create_train_state
+
+_PREDICT_BATCH = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,3 +74,41 @@ def _abstract_state(config, model, dataset) -> TrainState:
     )
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)
+
+
+def predict_split(run: LoadedRun, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """(logits, labels) for every example of `split`, in order."""
+    images, labels = run.dataset.split(split)
+    predict = jax.jit(
+        steps.make_predict_step(run.model, mean=run.dataset.mean, std=run.dataset.std)
+    )
+    logits = [
+        np.asarray(predict(run.state, images[i : i + _PREDICT_BATCH]))
+        for i in range(0, len(labels), _PREDICT_BATCH)
+    ]
+    return np.concatenate(logits), labels
+
+
+def evaluation_report(run: LoadedRun, logits: np.ndarray, labels: np.ndarray) -> dict:
+    num_classes = run.dataset.num_classes
+    predictions = logits.argmax(-1)
+    confusion = confusion_matrix(labels, predictions, num_classes)
+    loss = float(np.mean(steps.cross_entropy(logits, labels)))
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    return {
+        "step": run.step,
+        "accuracy": float((predictions == labels).mean()),
+        "loss": loss,
+        "per_class_accuracy": {
+            name: round(float(acc), 4) for name, acc in zip(run.dataset.class_names, per_class)
+        },
+        "confusion_matrix": confusion.tolist(),
+        "class_names": list(run.dataset.class_names),
+    }
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts per (true class, predicted class): rows are the true class."""
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    return confusion

@@ -160,4 +160,9 @@ class Sharded(Strategy):
 
 def create(parallelism: str) -> Strategy:
     name = resolve(parallelism)
+    if name == "single" and jax.process_count() > 1:
+        raise UserError(
+            f"config.parallelism={parallelism!r} runs on one device, but this run has "
+            f"{jax.process_count()} processes; use 'sharded' or 'pmap'"
+        )
     return {"single": Strategy, "pmap": Pmap, "sharded": Sharded}[name]()

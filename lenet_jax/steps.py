@@ -4,16 +4,15 @@ Images arrive as uint8 and are normalised here, inside the compiled step, so the
 only ever moves bytes.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
+from lenet_jax.augment import Augment
 from lenet_jax.state import TrainState
-
-Augment = Callable[[jax.Array, jax.Array], jax.Array]  # (key, float images) -> images
 
 
 def normalize(
@@ -40,6 +39,11 @@ def step_key(train_key: jax.Array, step: jax.Array) -> jax.Array:
     return jax.random.fold_in(train_key, step)
 
 
+def device_key(key: jax.Array, axis_name: str) -> jax.Array:
+    """Under pmap: a different key per device, still a pure function of (seed, step, device)."""
+    return jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+
+
 def make_train_step(
     model: nn.Module,
     tx: optax.GradientTransformation,
@@ -61,7 +65,7 @@ def make_train_step(
     def train_step(state: TrainState, images, labels, train_key):
         key = step_key(train_key, state.step)
         if axis_name is not None:
-            key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+            key = device_key(key, axis_name)
         dropout_key, augment_key = jax.random.split(key)
         x = normalize(images, mean, std, compute_dtype)
         if augment is not None:

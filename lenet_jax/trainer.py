@@ -1,26 +1,40 @@
 """`train_and_evaluate(config, workdir)`: the training loop, short and top-down.
 
 data -> model and state -> restore or init -> epochs of compiled steps, with a test
-evaluation, metrics rows and a checkpoint at each epoch end -> final evaluation.
+evaluation, metrics rows (metrics.jsonl, TensorBoard) and a checkpoint at each epoch end
+-> final evaluation and plots.
 """
 
+import dataclasses
+import io
 import os
+import sys
 import time
 
 import jax
 import ml_collections
 import numpy as np
+import optax
 
-from lenet_jax import checkpointing, parallel, steps
+from lenet_jax import augment, checkpointing, distributed, parallel, plots, steps
 from lenet_jax import config as config_lib
 from lenet_jax import data as data_lib
 from lenet_jax import workdir as workdir_lib
 from lenet_jax.errors import UserError
+from lenet_jax.inference import LoadedRun
 from lenet_jax.metrics_log import MetricsLog
 from lenet_jax.models import build_model
 from lenet_jax.optim import make_optimizer, make_schedule
 from lenet_jax.preemption import PreemptionGuard
+from lenet_jax.progress import Progress
 from lenet_jax.state import create_train_state
+from lenet_jax.tensorboard import TensorBoardWriter
+
+
+def log(*args) -> None:
+    """Progress lines: from process 0 only, so a multi-host run prints each line once."""
+    if distributed.is_main_process():
+        print(*args, flush=True)
 
 
 class Preempted(Exception):
@@ -38,80 +52,111 @@ def epoch_order(data_key: jax.Array, epoch: int, num_examples: int) -> np.ndarra
     return np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples))
 
 
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything fixed for the length of a run."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    dataset: data_lib.Dataset
+    strategy: parallel.Strategy
+    model: object  # flax.linen.Module
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    keys: dict[str, jax.Array]
+    steps_per_epoch: int
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains per `config`, resuming from `workdir`'s checkpoints; returns test metrics."""
+    setup = make_setup(config, workdir)
+    init_state = create_train_state(
+        setup.model, setup.tx, setup.keys["init"], setup.dataset.image_shape
+    )
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    with checkpointing.Checkpoints(ckpt_dir, keep=config.keep_checkpoints) as ckpts:
+        state, carry, start_step = restore_or_init(ckpts, init_state, setup)
+        main = distributed.is_main_process()
+        if main:
+            workdir_lib.save_config(workdir, config)  # only once the workdir is known to fit
+        metrics_log = MetricsLog(
+            os.path.join(workdir, "metrics.jsonl"), resume_step=start_step, enabled=main
+        )
+        with (
+            TensorBoardWriter(workdir, enabled=main, resume_step=start_step) as tensorboard,
+            PreemptionGuard() as guard,
+        ):
+            loop = Loop(setup, ckpts, metrics_log, tensorboard, guard)
+            state, test = loop.run(setup.strategy.place_state(state), carry, start_step)
+        if main:
+            final = LoadedRun(
+                config, setup.model, setup.strategy.host_state(state), int(loop.step), setup.dataset
+            )
+            plots.write_run_plots(workdir, final)
+    return test
+
+
+def make_setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
     config_lib.validate(config)
     dataset = load_data(config)
     strategy = parallel.create(config.parallelism)
     strategy.check_batch(config.batch_size, "batch_size")
     strategy.check_batch(config.eval_batch_size, "eval_batch_size")
     model = build_model(config.model, num_classes=dataset.num_classes)
-
     steps_per_epoch = len(dataset.train_labels) // config.batch_size
-    total_steps = steps_per_epoch * config.num_epochs
     schedule = make_schedule(
-        config.optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
+        config.optimizer,
+        total_steps=steps_per_epoch * config.num_epochs,
+        steps_per_epoch=steps_per_epoch,
     )
     tx = make_optimizer(config.optimizer, schedule)
-    keys = make_keys(config.seed)
-    init_state = create_train_state(model, tx, keys["init"], dataset.image_shape)
-
-    with checkpointing.Checkpoints(
-        os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints
-    ) as ckpts:
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=strategy.state_sharding()),
-            init_state,
-        )
-        restored = _restore(ckpts, abstract, workdir, config)
-        state, carry, start_step = restored or (init_state, _empty_carry(), 0)
-        if restored:
-            print(f"resuming {workdir} from step {start_step}", flush=True)
-        if jax.process_index() == 0:
-            workdir_lib.save_config(workdir, config)  # only once the workdir is known to fit
-        log = MetricsLog(
-            os.path.join(workdir, "metrics.jsonl"),
-            resume_step=start_step,
-            enabled=jax.process_index() == 0,
-        )
-        loop = Loop(config, dataset, strategy, model, tx, schedule, keys, log, ckpts)
-        state = strategy.place_state(state)
-        with PreemptionGuard() as guard:
-            return loop.run(state, carry, start_step, steps_per_epoch, guard)
+    return Setup(
+        config,
+        workdir,
+        dataset,
+        strategy,
+        model,
+        tx,
+        schedule,
+        make_keys(config.seed),
+        steps_per_epoch,
+    )
 
 
-def _restore(ckpts, abstract, workdir: str, config):
+def restore_or_init(ckpts: checkpointing.Checkpoints, init_state, setup: Setup):
+    """(state, loop carry, step) from the newest good checkpoint, else the fresh state."""
+    sharding = setup.strategy.state_sharding()
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), init_state
+    )
     try:
-        return ckpts.restore_latest_good(abstract)
+        restored = ckpts.restore_latest_good(abstract)
     except checkpointing.IncompatibleCheckpoint as e:
-        changes = workdir_lib.config_changes(workdir, config)
+        changes = workdir_lib.config_changes(setup.workdir, setup.config)
         hint = f" (config changes: {'; '.join(changes)})" if changes else ""
         raise UserError(f"{e}{hint}") from None
+    if restored is None:
+        return init_state, empty_carry(), 0
+    log(f"resuming {setup.workdir} from step {restored[2]}")
+    return restored
 
 
-def _empty_carry() -> dict:
+def empty_carry() -> dict:
+    """What the loop carries between steps of an epoch: running train-metric sums."""
     return {"loss_sum": 0.0, "accuracy_sum": 0.0, "steps": 0}
 
 
 def load_data(config) -> data_lib.Dataset:
     """The config's dataset, cut to `num_*_examples`, checked against the batch size."""
     dataset = data_lib.load_dataset(config.dataset, config.data_dir)
-    print(
+    log(
         f"loaded {dataset.name} from {dataset.source}: {len(dataset.train_labels)} train, "
-        f"{len(dataset.test_labels)} test examples",
-        flush=True,
+        f"{len(dataset.test_labels)} test examples"
     )
-    num_train = len(dataset.train_labels)
-    if config.num_train_examples > num_train or config.num_train_examples < 0:
-        raise UserError(
-            f"config.num_train_examples={config.num_train_examples}: "
-            f"expected 0 (all) to {num_train}"
-        )
-    if config.num_test_examples > len(dataset.test_labels) or config.num_test_examples < 0:
-        raise UserError(
-            f"config.num_test_examples={config.num_test_examples}: "
-            f"expected 0 (all) to {len(dataset.test_labels)}"
-        )
+    for field, split in (("num_train_examples", "train"), ("num_test_examples", "test")):
+        available = len(dataset.split(split)[1])
+        if not 0 <= config[field] <= available:
+            raise UserError(f"config.{field}={config[field]}: expected 0 (all) to {available}")
     dataset = dataset.take(config.num_train_examples, config.num_test_examples)
     if config.batch_size > len(dataset.train_labels):
         raise UserError(
@@ -122,103 +167,150 @@ def load_data(config) -> data_lib.Dataset:
 
 
 class Loop:
-    """The epoch loop; holds the compiled steps and the run's fixed inputs."""
+    """The epoch loop: compiled steps, metrics rows, checkpoints, preemption."""
 
-    def __init__(self, config, dataset, strategy, model, tx, schedule, keys, log, ckpts):
-        self.config, self.dataset, self.strategy = config, dataset, strategy
-        self.schedule, self.keys, self.log, self.ckpts = schedule, keys, log, ckpts
-        norm = {"mean": dataset.mean, "std": dataset.std}
-        train_step = steps.make_train_step(
-            model, tx, **norm, label_smoothing=config.label_smoothing, axis_name=strategy.axis_name
+    def __init__(self, setup: Setup, ckpts, metrics_log, tensorboard, guard):
+        self.setup, self.config = setup, setup.config
+        self.ckpts, self.metrics_log, self.tensorboard, self.guard = (
+            ckpts,
+            metrics_log,
+            tensorboard,
+            guard,
         )
-        self.train_step = strategy.compile_train(train_step)
-        self.eval_step = strategy.compile_eval(steps.make_eval_step(model, **norm))
+        norm = {"mean": setup.dataset.mean, "std": setup.dataset.std}
+        train_step = steps.make_train_step(
+            setup.model,
+            setup.tx,
+            **norm,
+            label_smoothing=self.config.label_smoothing,
+            augment=augment.make_augment(**self.config.augment),
+            axis_name=setup.strategy.axis_name,
+        )
+        self.train_step = setup.strategy.compile_train(train_step)
+        self.eval_step = setup.strategy.compile_eval(steps.make_eval_step(setup.model, **norm))
+        self.step = 0
         self.compiled = False
 
-    def run(self, state, carry, start_step, steps_per_epoch, guard) -> dict:
-        config = self.config
-        step = start_step
+    def run(self, state, carry: dict, start_step: int):
+        """Trains from `start_step` to the end; returns (state, final test metrics)."""
+        self.step = start_step
         test = None
-        for epoch in range(start_step // steps_per_epoch, config.num_epochs):
-            state, carry, step = self.train_epoch(state, carry, step, epoch, steps_per_epoch, guard)
-            if guard.stop_requested:
-                self._save(step, state, carry)
-                raise Preempted(f"stopped at step {step} (epoch {epoch + 1}); checkpoint saved")
+        first_epoch = start_step // self.setup.steps_per_epoch
+        for epoch in range(first_epoch, self.config.num_epochs):
+            state, carry, seconds = self.train_epoch(state, carry, epoch)
+            if self.guard.stop_requested:
+                self.save(state, carry)
+                raise Preempted(
+                    f"stopped at step {self.step} (epoch {epoch + 1}); checkpoint saved"
+                )
             train = {
                 "loss": carry["loss_sum"] / carry["steps"],
                 "accuracy": carry["accuracy_sum"] / carry["steps"],
             }
-            _check_finite(train["loss"], step, epoch)
+            check_finite(train["loss"], self.step, epoch)
             test = self.evaluate(state)
-            self._write_rows(step, epoch, train, test)
-            carry = _empty_carry()
-            if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.num_epochs:
-                self._save(step, state, carry, metrics={"accuracy": test["accuracy"]})
+            self.write_rows(
+                epoch,
+                train,
+                test,
+                examples=carry["steps"] * self.config.batch_size,
+                seconds=seconds,
+            )
+            carry = empty_carry()
+            if is_checkpoint_epoch(epoch, self.config):
+                self.save(state, carry, metrics={"accuracy": test["accuracy"]})
         if test is None:  # resumed after the last epoch had already finished
             test = self.evaluate(state)
         self.ckpts.wait()
-        return test
+        return state, test
 
-    def train_epoch(self, state, carry, step, epoch, steps_per_epoch, guard):
-        batch = self.config.batch_size
-        order = epoch_order(self.keys["data"], epoch, len(self.dataset.train_labels))
-        share = self.strategy.process_slice(batch)
-        pending = []
-        started = time.perf_counter()
-        first = step - epoch * steps_per_epoch
-        for i in range(first, steps_per_epoch):
+    def train_epoch(self, state, carry: dict, epoch: int):
+        """Steps through `epoch` from where `self.step` stands; returns (state, carry, s)."""
+        batch, per_epoch = self.config.batch_size, self.setup.steps_per_epoch
+        dataset, strategy = self.setup.dataset, self.setup.strategy
+        order = epoch_order(self.setup.keys["data"], epoch, len(dataset.train_labels))
+        share = strategy.process_slice(batch)
+        first = self.step - epoch * per_epoch
+        progress = Progress(
+            per_epoch,
+            epoch + 1,
+            self.config.num_epochs,
+            batch,
+            initial=first,
+            every=self.config.log_every_steps,
+            stream=_progress_stream(),
+        )
+        pending, started = [], time.perf_counter()
+        for i in range(first, per_epoch):
             idx = order[i * batch : (i + 1) * batch][share]
-            images, labels = self.strategy.place_batch(
-                self.dataset.train_images[idx], self.dataset.train_labels[idx]
+            images, labels = strategy.place_batch(
+                dataset.train_images[idx], dataset.train_labels[idx]
             )
-            state, metrics = self.train_step(state, images, labels, self.keys["train"])
+            state, metrics = self.train_step(state, images, labels, self.setup.keys["train"])
             pending.append(metrics)
-            step += 1
+            self.step += 1
             if not self.compiled:
                 jax.block_until_ready(state)
-                print(
-                    f"compiled the train step in {time.perf_counter() - started:.1f} s", flush=True
-                )
+                progress.write(f"compiled the train step in {time.perf_counter() - started:.1f} s")
                 self.compiled = True
-            if guard.stop_requested:
+            due = progress.due(i + 1)  # fetching the loss syncs: only on logging steps
+            progress.update(i + 1, float(metrics["loss"]) if due else None)
+            if self.guard.stop_requested:
                 break
-        carry = _accumulate(carry, pending)
-        self.last_epoch_seconds = time.perf_counter() - started
-        self.last_epoch_speed = len(pending) * batch / max(self.last_epoch_seconds, 1e-9)
-        return state, carry, step
+        carry = accumulate(carry, pending)
+        progress.close()
+        return state, carry, time.perf_counter() - started
 
     def evaluate(self, state) -> dict:
         return evaluate_split(
-            self.eval_step, self.strategy, state, self.dataset, "test", self.config.eval_batch_size
+            self.eval_step,
+            self.setup.strategy,
+            state,
+            self.setup.dataset,
+            "test",
+            self.config.eval_batch_size,
         )
 
-    def _write_rows(self, step, epoch, train, test) -> None:
-        lr = float(self.schedule(step))
-        common = {"step": step, "epoch": epoch + 1}
-        self.log.write(
+    def write_rows(self, epoch: int, train: dict, test: dict, *, examples: int, seconds: float):
+        speed = examples / max(seconds, 1e-9)
+        lr = float(self.setup.schedule(self.step))
+        common = {"step": self.step, "epoch": epoch + 1}
+        self.metrics_log.write(
             {
                 **common,
                 "split": "train",
                 **train,
                 "learning_rate": lr,
-                "examples_per_sec": round(self.last_epoch_speed, 1),
-                "epoch_seconds": round(self.last_epoch_seconds, 2),
+                "examples_per_sec": round(speed, 1),
+                "epoch_seconds": round(seconds, 2),
             }
         )
-        self.log.write({**common, "split": "test", **test})
-        print(
-            f"epoch {epoch + 1}/{self.config.num_epochs}  step {step}  "
+        self.metrics_log.write({**common, "split": "test", **test})
+        self.tensorboard.write_scalars(self.step, "train", {**train, "learning_rate": lr})
+        self.tensorboard.write_scalars(self.step, "test", test)
+        self.tensorboard.flush()
+        log(
+            f"epoch {epoch + 1}/{self.config.num_epochs}  step {self.step}  "
             f"train loss {train['loss']:.4f} acc {train['accuracy']:.4f}  "
             f"test loss {test['loss']:.4f} acc {test['accuracy']:.4f}  "
-            f"{self.last_epoch_speed:,.0f} ex/s  {self.last_epoch_seconds:.1f} s",
-            flush=True,
+            f"{speed:,.0f} ex/s  {seconds:.1f} s"
         )
 
-    def _save(self, step, state, carry, metrics=None) -> None:
-        self.ckpts.save(step, self.strategy.host_state(state), carry, metrics=metrics)
+    def save(self, state, carry: dict, metrics: dict | None = None) -> None:
+        host_state = self.setup.strategy.host_state(state)
+        self.ckpts.save(self.step, host_state, carry, metrics=metrics)
 
 
-def _accumulate(carry: dict, pending: list[dict]) -> dict:
+def _progress_stream():
+    return sys.stdout if distributed.is_main_process() else io.StringIO()
+
+
+def is_checkpoint_epoch(epoch: int, config) -> bool:
+    last = epoch + 1 == config.num_epochs
+    return last or (epoch + 1) % config.checkpoint_every_epochs == 0
+
+
+def accumulate(carry: dict, pending: list[dict]) -> dict:
     """Adds the epoch's per-step metrics in step order, in float64 on the host.
 
     Sequential addition makes the sums independent of where a run was interrupted.
@@ -227,14 +319,11 @@ def _accumulate(carry: dict, pending: list[dict]) -> dict:
     for m in jax.device_get(pending):
         loss_sum += float(m["loss"])
         accuracy_sum += float(m["accuracy"])
-    return {
-        "loss_sum": loss_sum,
-        "accuracy_sum": accuracy_sum,
-        "steps": carry["steps"] + len(pending),
-    }
+    steps_done = carry["steps"] + len(pending)
+    return {"loss_sum": loss_sum, "accuracy_sum": accuracy_sum, "steps": steps_done}
 
 
-def _check_finite(loss: float, step: int, epoch: int) -> None:
+def check_finite(loss: float, step: int, epoch: int) -> None:
     if not np.isfinite(loss):
         raise UserError(
             f"train loss became {loss} by step {step} (epoch {epoch + 1}); lower "

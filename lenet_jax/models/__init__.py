@@ -14,13 +14,19 @@ import ml_collections
 from flax import linen as nn
 
 from lenet_jax.errors import UserError
+from lenet_jax.models.cifar import CifarCNN
 from lenet_jax.models.lenet import LeNet
+from lenet_jax.models.lenet1998 import LeNet1998
 
 ModelFactory = Callable[..., nn.Module]
 
 _REGISTRY: dict[str, ModelFactory] = {
     "lenet_d2l": functools.partial(LeNet, activation="sigmoid", pooling="avg"),
     "lenet_modern": functools.partial(LeNet, activation="relu", pooling="max"),
+    "lenet5_1998": LeNet1998,
+    "cifar_cnn": CifarCNN,
+    "cifar_cnn_dropout": functools.partial(CifarCNN, dropout_rate=0.5),
+    "cifar_cnn_bn": functools.partial(CifarCNN, batch_norm=True),
 }
 
 

@@ -1,0 +1,1 @@
+"""Example user models, kept outside the package: put `examples/` on PYTHONPATH to use them."""

@@ -1,0 +1,94 @@
+"""On-device augmentation of float NHWC batches: pure functions of (key, images).
+
+They run inside the jitted train step, so the host only ships raw batches. Each example
+draws from its own key (the one key split over the batch), so a resumed run that replays
+the step's key replays the same augmentations.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+Augment = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def flip(images: jax.Array) -> jax.Array:
+    """Mirrors every image left to right."""
+    return jnp.flip(images, axis=-2)
+
+
+def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
+    """Mirrors each image left to right with probability 1/2."""
+    keys = jax.random.split(key, images.shape[0])
+    mirror = jax.vmap(jax.random.bernoulli)(keys)
+    return jnp.where(mirror[:, None, None, None], flip(images), images)
+
+
+def random_crop(key: jax.Array, images: jax.Array, padding: int = 4) -> jax.Array:
+    """Reflect-pads each side by `padding`, then crops each image back to its size at random.
+
+    Reflection, not zeros, so a shifted image gains no black border the test set never has.
+    """
+    _, height, width, channels = images.shape
+    if not 0 <= padding < min(height, width):
+        raise ValueError(f"crop padding must be in [0, {min(height, width)}), got {padding}")
+    pad = (padding, padding)
+    padded = jnp.pad(images, ((0, 0), pad, pad, (0, 0)), mode="reflect")
+
+    def crop_one(key: jax.Array, image: jax.Array) -> jax.Array:
+        top, left = jax.random.randint(key, (2,), 0, 2 * padding + 1)
+        return jax.lax.dynamic_slice(image, (top, left, 0), (height, width, channels))
+
+    keys = jax.random.split(key, images.shape[0])
+    return jax.vmap(crop_one)(keys, padded)
+
+
+def cutout(key: jax.Array, images: jax.Array, size: int) -> jax.Array:
+    """Zeroes a `size`x`size` square at a random centre in each image, clipped at the borders.
+
+    The centre may lie anywhere in the image (DeVries & Taylor, 2017), so squares near an
+    edge cover fewer pixels.
+    """
+    if size < 0:
+        raise ValueError(f"cutout size must be >= 0, got {size}")
+    _, height, width, _ = images.shape
+
+    def mask_one(key: jax.Array) -> jax.Array:
+        centre_y, centre_x = jax.random.randint(key, (2,), 0, jnp.array([height, width]))
+        top, left = centre_y - size // 2, centre_x - size // 2
+        rows = jnp.arange(height)[:, None]
+        cols = jnp.arange(width)[None, :]
+        return (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+
+    keys = jax.random.split(key, images.shape[0])
+    masks = jax.vmap(mask_one)(keys)
+    return jnp.where(masks[..., None], jnp.zeros_like(images), images)
+
+
+def make_augment(
+    *, crop_padding: int = 0, flip: bool = False, cutout_size: int = 0
+) -> Augment | None:
+    """Chains the enabled augmentations (crop, then flip, then cutout); None if none is.
+
+    Each stage has a fixed subkey, so enabling one stage leaves the others' draws unchanged.
+    """
+    if crop_padding < 0 or cutout_size < 0:
+        raise ValueError(f"augmentation sizes must be >= 0: {crop_padding=}, {cutout_size=}")
+    stages: list[tuple[int, Augment]] = []
+    if crop_padding:
+        stages.append((0, lambda key, x: random_crop(key, x, padding=crop_padding)))
+    if flip:
+        stages.append((1, random_flip))
+    if cutout_size:
+        stages.append((2, lambda key, x: cutout(key, x, size=cutout_size)))
+    if not stages:
+        return None
+
+    def augment(key: jax.Array, images: jax.Array) -> jax.Array:
+        keys = jax.random.split(key, 3)
+        for index, stage in stages:
+            images = stage(keys[index], images)
+        return images
+
+    return augment

@@ -1,0 +1,150 @@
+"""PNG figures of a run: learning curves, the test confusion matrix, misclassified images.
+
+Figures are drawn with matplotlib's object API on the Agg canvas, never through pyplot:
+no display is needed, nothing global changes (a notebook keeps its own backend), and no
+figure outlives the call that drew it.
+"""
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from lenet_jax.inference import LoadedRun, confusion_matrix, predict_split
+from lenet_jax.metrics_log import read_rows
+
+PLOTS_DIR = "plots"
+_DPI = 120
+
+
+def plot_curves(rows: list[dict], path: str, *, title: str = "training curves") -> str:
+    """Train loss, train accuracy and test accuracy per epoch, as d2l's Animator draws them."""
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    series = [("train", "loss", "train loss", "-"), ("train", "accuracy", "train acc", "--"),
+              ("test", "accuracy", "test acc", "-.")]  # fmt: skip
+    plotted = False
+    for split, key, label, style in series:
+        points = sorted((r["epoch"], r[key]) for r in rows if r.get("split") == split and key in r)
+        if points:
+            epochs, values = zip(*points, strict=True)
+            ax.plot(epochs, values, style, marker="o", markersize=4, linewidth=2, label=label)
+            plotted = True
+    if plotted:
+        ax.legend(fontsize=11)
+        ax.set_ylim(bottom=0)
+    else:
+        _say(ax, "no metrics rows yet")
+    ax.set(xlabel="epoch", ylabel="loss / accuracy", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str, *,
+                   title: str = "confusion matrix (test)") -> str:  # fmt: skip
+    """Counts per (true class, predicted class); colour is the share of the true class.
+
+    Colouring by share rather than count keeps the off-diagonal mistakes visible next to
+    diagonals in the hundreds.
+    """
+    confusion = np.asarray(confusion)
+    n = len(class_names)
+    if confusion.shape != (n, n):
+        raise ValueError(f"confusion matrix of shape {confusion.shape} for {n} class names")
+    share = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    size = max(5.0, 0.6 * n + 2.5)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
+    for i in range(n):
+        for j in range(n):
+            dark = share[i, j] > 0.5
+            ax.text(j, i, f"{confusion[i, j]:d}", ha="center", va="center",
+                    fontsize=9 if n <= 12 else 7,
+                    color="white" if dark else ("black" if confusion[i, j] else "0.7"))  # fmt: skip
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), class_names)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    return _save(fig, path)
+
+
+def plot_misclassified(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
+                       class_names: Sequence[str], path: str, *, max_images: int = 32,
+                       columns: int = 8) -> str:  # fmt: skip
+    """A grid of the first `max_images` wrongly predicted images, "true: X / pred: Y" under each.
+
+    `images` are uint8 NHWC with one channel (shown in grey) or three (RGB).
+    """
+    wrong = np.flatnonzero(np.asarray(labels) != np.asarray(predictions))
+    shown = wrong[:max_images]
+    if not len(shown):
+        fig = Figure(figsize=(6, 2.5), layout="constrained")
+        _say(fig.add_subplot(), f"no misclassified images\n(all {len(labels):,} correct)")
+        fig.axes[0].set_axis_off()
+        return _save(fig, path)
+    cols = min(columns, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    fig = Figure(figsize=(1.7 * cols, 2.1 * rows + 0.5), layout="constrained")
+    fig.suptitle(f"{len(wrong):,} of {len(labels):,} images misclassified; "
+                 f"the first {len(shown)}:", fontsize=13)  # fmt: skip
+    for k, index in enumerate(shown):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        _show_image(ax, images[index])
+        true, pred = class_names[labels[index]], class_names[predictions[index]]
+        ax.set_xlabel(f"true: {true}\npred: {pred}", fontsize=9)
+    return _save(fig, path)
+
+
+def write_run_plots(workdir: str, run: LoadedRun) -> dict[str, str]:
+    """Writes curves.png, confusion.png and misclassified.png into `workdir/plots/`.
+
+    Curves come from `workdir/metrics.jsonl`; the other two from the test split,
+    predicted with `run`'s state. Returns {"curves": path, "confusion": ..., ...}.
+    """
+    out = os.path.join(workdir, PLOTS_DIR)
+    os.makedirs(out, exist_ok=True)
+    metrics = os.path.join(workdir, "metrics.jsonl")
+    rows = read_rows(metrics) if os.path.exists(metrics) else []
+    images, _ = run.dataset.split("test")
+    logits, labels = predict_split(run, "test")
+    predictions = logits.argmax(-1)
+    names = run.dataset.class_names
+    confusion = confusion_matrix(labels, predictions, len(names))
+    accuracy = float((predictions == labels).mean()) if len(labels) else float("nan")
+    title = f"{run.config.model.name} on {run.dataset.name}"
+    tests = [r for r in rows if r.get("split") == "test"]
+    final = f": final test accuracy {tests[-1]['accuracy']:.4f}" if tests else ""
+    return {
+        "curves": plot_curves(rows, os.path.join(out, "curves.png"), title=title + final),
+        "confusion": plot_confusion(
+            confusion, names, os.path.join(out, "confusion.png"),
+            title=f"{title}: test confusion, step {run.step}, accuracy {accuracy:.4f}",
+        ),
+        "misclassified": plot_misclassified(
+            images, labels, predictions, names, os.path.join(out, "misclassified.png")
+        ),
+    }  # fmt: skip
+
+
+def _show_image(ax, image: np.ndarray) -> None:
+    if image.ndim == 3 and image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(image)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _say(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=14, transform=ax.transAxes)
+
+
+def _save(fig: Figure, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=_DPI)
+    return path

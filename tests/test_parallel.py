@@ -1,0 +1,168 @@
+"""Data parallelism on 8 fake CPU devices, and multi-host runs on loopback: same numbers."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import REPO
+
+from lenet_jax import parallel, steps, trainer
+from lenet_jax.errors import UserError
+from lenet_jax.inference import load_run
+from lenet_jax.metrics_log import read_rows
+from lenet_jax.models import get_model
+
+
+def _final_params(workdir):
+    return load_run(str(workdir), "latest").state.params
+
+
+@pytest.fixture
+def eight_device_config(tiny_config):
+    assert jax.device_count() == 8
+    tiny_config.batch_size = 64  # 8 per device
+    tiny_config.eval_batch_size = 128
+    tiny_config.model.dropout_rate = 0.0
+    tiny_config.num_epochs = 1
+    return tiny_config
+
+
+def test_single_pmap_and_sharded_agree(eight_device_config, tmp_path):
+    results = {}
+    for mode in ("single", "pmap", "sharded"):
+        eight_device_config.parallelism = mode
+        results[mode] = trainer.train_and_evaluate(eight_device_config, str(tmp_path / mode))
+    single = _final_params(tmp_path / "single")
+    for mode in ("pmap", "sharded"):
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
+            single,
+            _final_params(tmp_path / mode),
+        )
+        assert abs(results[mode]["loss"] - results["single"]["loss"]) < 1e-4
+
+
+def test_auto_picks_sharded_on_several_devices():
+    assert parallel.resolve("auto") == "sharded"
+    assert isinstance(parallel.create("auto"), parallel.Sharded)
+
+
+@pytest.mark.parametrize("mode", ["pmap", "sharded"])
+def test_batch_that_does_not_divide_over_devices_is_refused(eight_device_config, tmp_path, mode):
+    eight_device_config.parallelism = mode
+    eight_device_config.batch_size = 60
+    with pytest.raises(UserError, match=r"config.batch_size=60 does not divide over 8 devices"):
+        trainer.train_and_evaluate(eight_device_config, str(tmp_path))
+
+
+def test_pmap_devices_draw_different_dropout_masks():
+    model = get_model("lenet_modern", dropout_rate=0.5)
+    x = jnp.ones((2, 28, 28, 1))
+    variables = model.init(jax.random.key(0), x, train=False)
+
+    def logits_on_each_device(key, images):
+        key = steps.device_key(key, parallel.AXIS)
+        return model.apply(variables, images, train=True, rngs={"dropout": key})
+
+    same_images = jnp.broadcast_to(x, (8, *x.shape))
+    pmapped = jax.pmap(logits_on_each_device, axis_name=parallel.AXIS, in_axes=(None, 0))
+    out = pmapped(jax.random.key(1), same_images)
+    assert out.shape == (8, 2, 10)
+    distinct = {np.asarray(o).tobytes() for o in out}
+    assert len(distinct) == 8  # the same input, a different mask per device
+
+
+def test_pmap_with_dropout_is_deterministic_per_seed(eight_device_config, tmp_path):
+    eight_device_config.parallelism = "pmap"
+    eight_device_config.model.dropout_rate = 0.5
+    first = trainer.train_and_evaluate(eight_device_config, str(tmp_path / "a"))
+    second = trainer.train_and_evaluate(eight_device_config, str(tmp_path / "b"))
+    assert first == second
+    jax.tree.map(
+        np.testing.assert_array_equal, _final_params(tmp_path / "a"), _final_params(tmp_path / "b")
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train_cmd(workdir, data_dir, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "lenet_jax.train",
+        "--config=configs/fashion.py:smoke",
+        f"--workdir={workdir}",
+        "--config.dataset=mnist",
+        f"--config.data_dir={data_dir}",
+        "--config.num_train_examples=0",
+        "--config.num_test_examples=0",
+        "--config.batch_size=64",
+        "--config.eval_batch_size=128",
+        "--config.num_epochs=2",
+        "--config.parallelism=sharded",
+        *extra,
+    ]
+
+
+def _env(devices: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    return {**env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+
+
+def test_two_processes_on_loopback_match_one_process(tiny_mnist_dir, tmp_path):
+    one = subprocess.run(
+        _train_cmd(tmp_path / "one", tiny_mnist_dir),
+        cwd=REPO,
+        env=_env(4),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            _train_cmd(
+                tmp_path / "two",
+                tiny_mnist_dir,
+                f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ),
+            cwd=REPO,
+            env=_env(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    for proc in procs:
+        try:
+            outputs.append(proc.communicate(timeout=300))
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            pytest.fail("a multi-host process did not finish within 300 s")
+    for proc, (_out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    assert "final test accuracy" in outputs[0][0] and "final test accuracy" not in outputs[1][0]
+    rows_one = read_rows(tmp_path / "one" / "metrics.jsonl")
+    rows_two = read_rows(tmp_path / "two" / "metrics.jsonl")
+    assert [(r["step"], r["split"]) for r in rows_two] == [
+        (r["step"], r["split"]) for r in rows_one
+    ]
+    for a, b in zip(rows_one, rows_two):
+        assert abs(a["loss"] - b["loss"]) < 1e-5 and a["accuracy"] == b["accuracy"]
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["parallelism"] == "sharded"

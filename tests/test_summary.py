@@ -1,0 +1,73 @@
+"""Model summary: per-layer shapes, parameter totals, and plain text without a terminal."""
+
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+from conftest import REPO
+
+from lenet_jax import summary
+from lenet_jax.config import load_config_file
+from lenet_jax.errors import UserError
+
+
+def config_for(model: dict, dataset: str = "fashion_mnist") -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({"dataset": dataset, "model": model})
+
+
+def test_cli_on_the_fashion_config(tmp_path):
+    cmd = [sys.executable, "-m", "lenet_jax.summary", "--config=configs/fashion.py"]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Conv_0 output shape: (1, 28, 28, 6)" in out
+    assert "Conv_1 output shape: (1, 10, 10, 16)" in out
+    assert "Dense_2 output shape: (1, 10)" in out
+    assert "61,706" in out and out.rstrip().endswith("total parameters: 61,706")
+    assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
+
+
+def test_layer_lines_come_in_call_order():
+    config = load_config_file(str(REPO / "configs" / "fashion.py"))
+    lines = [line for line in summary.summary(config, (28, 28, 1)).splitlines()
+             if line.endswith(")") and " output shape: " in line]  # fmt: skip
+    assert [line.split()[0] for line in lines] == ["Conv_0", "Conv_1", "Dense_0", "Dense_1",
+                                                   "Dropout_0", "Dense_2"]  # fmt: skip
+
+
+def test_lenet1998_on_cifar_shaped_input():
+    config = config_for({"name": "lenet_jax.models.lenet1998:LeNet1998"}, "cifar10")
+    text = summary.summary(config, summary.image_shape(config))
+    assert "C5 output shape: (1, 1, 1, 120)" in text
+    assert text.endswith(f"total parameters: {61_706 + 2 * 25 * 6:,}")
+
+
+def test_batch_norm_statistics_are_counted_apart():
+    config = config_for({"name": "lenet_jax.models.cifar:CifarCNN", "batch_norm": True}, "cifar10")
+    text = summary.summary(config, (32, 32, 3))
+    assert "BatchNorm_0 output shape: (1, 32, 32, 32)" in text
+    assert text.splitlines()[-1] == "batch_stats: 192 values (not trained)"  # 2 x (32 + 64)
+
+
+def test_colour_only_with_a_terminal_width():
+    config = load_config_file(str(REPO / "configs" / "fashion.py"))
+    assert "\x1b[" in summary.summary(config, (28, 28, 1), width=100)
+
+
+def test_image_shapes():
+    assert summary.image_shape(config_for({}, "mnist")) == (28, 28, 1)
+    assert summary.image_shape(config_for({}, "cifar10")) == (32, 32, 3)
+    assert summary.image_shape(config_for({}, "folder"), ["64", "48", "3"]) == (64, 48, 3)
+    with pytest.raises(UserError, match=r"config.dataset='folder'.*--input_shape"):
+        summary.image_shape(config_for({}, "folder"))
+    with pytest.raises(UserError, match=r"--input_shape=28,28: expected H,W,C"):
+        summary.image_shape(config_for({}, "mnist"), ["28", "28"])
+
+
+@pytest.mark.parametrize("other", ["lenet_jax.train", "lenet_jax.evaluate"])
+def test_importing_next_to_other_clis_defines_no_clashing_flags(other):
+    code = f"import {other}, lenet_jax.summary, lenet_jax.predict"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-1000:]
