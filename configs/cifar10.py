@@ -11,7 +11,7 @@ copy of CIFAR-10 (see the README for the measured figure and wall time).
 
 import ml_collections
 
-from lenet_jax.config import base_config
+from lenet_jax.config import base_config, with_variant
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -26,10 +26,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.batch_size = 64
     config.num_epochs = 10
     config.log_every_steps = 200
-    if arg == "smoke":
-        config.num_train_examples = 2048
-        config.num_test_examples = 1000
-        config.num_epochs = 2
-    elif arg:
-        raise ValueError(f"unknown config argument {arg!r}; known: ['smoke']")
-    return config
+    return with_variant(config, arg)

@@ -11,7 +11,7 @@ in 30 epochs on the JPEG copy of CIFAR-10 (see the README for the measured figur
 
 import ml_collections
 
-from lenet_jax.config import base_config
+from lenet_jax.config import base_config, with_variant
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -33,10 +33,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.batch_size = 128
     config.num_epochs = 30
     config.log_every_steps = 100
-    if arg == "smoke":
-        config.num_train_examples = 2048
-        config.num_test_examples = 1000
-        config.num_epochs = 2
-    elif arg:
-        raise ValueError(f"unknown config argument {arg!r}; known: ['smoke']")
-    return config
+    return with_variant(config, arg)

@@ -8,7 +8,7 @@ for the figure measured here.
 
 import ml_collections
 
-from lenet_jax.config import base_config
+from lenet_jax.config import base_config, with_variant
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -23,10 +23,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.schedule = "constant"
     config.batch_size = 256
     config.num_epochs = 10
-    if arg == "smoke":
-        config.num_train_examples = 2048
-        config.num_test_examples = 1000
-        config.num_epochs = 2
-    elif arg:
-        raise ValueError(f"unknown config argument {arg!r}; known: ['smoke']")
-    return config
+    return with_variant(config, arg)

@@ -9,7 +9,7 @@ Expected: about 0.99 test accuracy.
 
 import ml_collections
 
-from lenet_jax.config import base_config
+from lenet_jax.config import base_config, with_variant
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -24,10 +24,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.warmup_epochs = 1.0
     config.batch_size = 128
     config.num_epochs = 8
-    if arg == "smoke":
-        config.num_train_examples = 2048
-        config.num_test_examples = 1000
-        config.num_epochs = 2
-    elif arg:
-        raise ValueError(f"unknown config argument {arg!r}; known: ['smoke']")
-    return config
+    return with_variant(config, arg)

@@ -56,6 +56,18 @@ def base_config() -> ml_collections.ConfigDict:
     return config
 
 
+SMOKE = {"num_train_examples": 2048, "num_test_examples": 1000, "num_epochs": 2}
+
+
+def with_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+    """Applies a config file's `:arg`: `smoke` shrinks the run to seconds on a CPU."""
+    if arg == "smoke":
+        config.update(SMOKE)
+    elif arg:
+        raise ValueError(f"unknown config argument {arg!r}; known: ['smoke']")
+    return config
+
+
 def _require(ok: bool, field: str, allowed: str, value) -> None:
     if not ok:
         raise UserError(f"config.{field}={value!r} is not allowed; expected {allowed}")

@@ -205,7 +205,7 @@ def load_dataset(name: str, data_dir: str = "") -> Dataset:
         raise UserError(
             f"{name}: {where} and TFDS cannot provide it ({e}); {spec.install_hint}"
         ) from None
-    return _dataset(name, spec, arrays, source="tfds")
+    return _dataset(name, arrays, spec.class_names, *_UNIT_SCALE, source="tfds")
 
 
 def _load_folder_dataset(name: str, spec: FolderSpec, data_dir: str) -> Dataset:
@@ -218,17 +218,7 @@ def _load_folder_dataset(name: str, spec: FolderSpec, data_dir: str) -> Dataset:
         except TfdsUnavailable as e:
             raise UserError(f"{name}: TFDS cannot provide it ({e}); {spec.install_hint}") from None
         class_names, source = _tfds_class_names(name), "tfds"
-    return Dataset(
-        name=name,
-        train_images=arrays["train_images"],
-        train_labels=arrays["train_labels"].astype(np.int32),
-        test_images=arrays["test_images"],
-        test_labels=arrays["test_labels"].astype(np.int32),
-        class_names=tuple(class_names),
-        mean=spec.mean,
-        std=spec.std,
-        source=source,
-    )
+    return _dataset(name, arrays, tuple(class_names), spec.mean, spec.std, source=source)
 
 
 def _tfds_class_names(name: str) -> tuple[str, ...]:
@@ -253,19 +243,30 @@ def _load_idx(name: str, spec: IdxSpec, directory: str) -> Dataset:
         arrays[f"{split}_images"] = arrays[f"{split}_images"][..., None]  # NHW -> NHWC
         if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
             raise UserError(f"{directory}: {split} images and labels differ in count")
-    return _dataset(name, spec, arrays, source=directory)
+    return _dataset(name, arrays, spec.class_names, *_UNIT_SCALE, source=directory)
 
 
-def _dataset(name: str, spec: IdxSpec, arrays: dict[str, np.ndarray], *, source: str) -> Dataset:
+_UNIT_SCALE = ((0.0,), (1.0,))  # d2l feeds MNIST-style images on the [0, 1] scale
+
+
+def _dataset(
+    name: str,
+    arrays: dict[str, np.ndarray],
+    class_names: tuple[str, ...],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    *,
+    source: str,
+) -> Dataset:
     return Dataset(
         name=name,
         train_images=arrays["train_images"],
         train_labels=arrays["train_labels"].astype(np.int32),
         test_images=arrays["test_images"],
         test_labels=arrays["test_labels"].astype(np.int32),
-        class_names=spec.class_names,
-        mean=(0.0,),  # d2l feeds MNIST-style images on the [0, 1] scale
-        std=(1.0,),
+        class_names=class_names,
+        mean=mean,
+        std=std,
         source=source,
     )
 

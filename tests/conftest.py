@@ -77,3 +77,21 @@ requires_fashion = pytest.mark.skipif(
     not FASHION_DIR.is_dir(),
     reason="real Fashion-MNIST absent: apt-get install dataset-fashion-mnist",
 )
+
+
+def tiny_train_command(workdir, data_dir, *overrides: str) -> list[str]:
+    """`python -m lenet_jax.train` for a seconds-long smoke run on a `make_tiny_mnist` folder."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "lenet_jax.train",
+        "--config=configs/fashion.py:smoke",
+        f"--workdir={workdir}",
+        "--config.dataset=mnist",
+        f"--config.data_dir={data_dir}",
+        "--config.num_train_examples=0",
+        "--config.num_test_examples=0",
+        *overrides,
+    ]

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_train_command
 
 from lenet_jax import checkpointing, trainer
 from lenet_jax.errors import UserError
@@ -164,21 +164,14 @@ def test_incompatible_workdir_names_the_mismatch_and_keeps_everything(tiny_confi
 
 
 def _train_cmd(workdir, tiny_mnist_dir, epochs):
-    return [
-        sys.executable,
-        "-m",
-        "lenet_jax.train",
-        "--config=configs/fashion.py:smoke",
-        f"--workdir={workdir}",
-        "--config.dataset=mnist",
-        f"--config.data_dir={tiny_mnist_dir}",
-        "--config.num_train_examples=0",
-        "--config.num_test_examples=0",
+    return tiny_train_command(
+        workdir,
+        tiny_mnist_dir,
         "--config.parallelism=single",
         "--config.batch_size=8",
-        f"--config.num_epochs={epochs}",
         "--config.eval_batch_size=256",
-    ]
+        f"--config.num_epochs={epochs}",
+    )
 
 
 def test_sigterm_saves_and_a_rerun_resumes(tiny_mnist_dir, tmp_path):
@@ -197,7 +190,7 @@ def test_sigterm_saves_and_a_rerun_resumes(tiny_mnist_dir, tmp_path):
     saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert saved and saved[-1] > 64  # a mid-epoch save at the step it stopped, after epoch 1
     rerun = subprocess.run(
-        [*cmd[:-2], "--config.num_epochs=3", cmd[-1]],
+        [*cmd[:-1], "--config.num_epochs=3"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -1,20 +1,17 @@
 """The train CLI: every bad input is one line on stderr and exit code 2."""
 
 import glob
-import os
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_train_command
 
 from lenet_jax.config import load_config_file
 
 
-def run_train(*args, workdir, env_extra=None):
-    env = {**os.environ, **(env_extra or {})}
-    cmd = [sys.executable, "-m", "lenet_jax.train", f"--workdir={workdir}", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+def run(cmd):
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def error_lines(result) -> list[str]:
@@ -33,15 +30,7 @@ def error_lines(result) -> list[str]:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(overrides, message, tiny_mnist_dir, tmp_path):
-    result = run_train(
-        "--config=configs/fashion.py:smoke",
-        "--config.dataset=mnist",
-        f"--config.data_dir={tiny_mnist_dir}",
-        "--config.num_train_examples=0",
-        "--config.num_test_examples=0",
-        *overrides,
-        workdir=tmp_path / "w",
-    )
+    result = run(tiny_train_command(tmp_path / "w", tiny_mnist_dir, *overrides))
     assert result.returncode == 2, result.stderr[-2000:]
     lines = error_lines(result)
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
@@ -49,20 +38,19 @@ def test_bad_input_is_one_line_and_exit_2(overrides, message, tiny_mnist_dir, tm
 
 
 def test_missing_config_file_is_one_line(tmp_path):
-    result = run_train("--config=configs/nope.py", workdir=tmp_path)
+    cmd = [
+        sys.executable,
+        "-m",
+        "lenet_jax.train",
+        "--config=configs/nope.py",
+        f"--workdir={tmp_path}",
+    ]
+    result = run(cmd)
     assert result.returncode == 2 and "configs/nope.py" in error_lines(result)[0]
 
 
 def test_successful_run_states_final_accuracy_last(tiny_mnist_dir, tmp_path):
-    result = run_train(
-        "--config=configs/fashion.py:smoke",
-        "--config.dataset=mnist",
-        f"--config.data_dir={tiny_mnist_dir}",
-        "--config.num_train_examples=0",
-        "--config.num_test_examples=0",
-        "--config.parallelism=single",
-        workdir=tmp_path,
-    )
+    result = run(tiny_train_command(tmp_path, tiny_mnist_dir, "--config.parallelism=single"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1].startswith("final test accuracy: ")
 

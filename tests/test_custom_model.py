@@ -3,12 +3,11 @@
 import json
 import os
 import subprocess
-import sys
 
 import chex
 import jax
 import jax.numpy as jnp
-from conftest import REPO
+from conftest import REPO, tiny_train_command
 
 
 def test_vgg_tiny_from_examples_trains_through_the_cli(tiny_mnist_dir, tmp_path):
@@ -18,16 +17,12 @@ def test_vgg_tiny_from_examples_trains_through_the_cli(tiny_mnist_dir, tmp_path)
         "PYTHONPATH": os.pathsep.join([str(REPO / "examples"), os.environ.get("PYTHONPATH", "")]),
         "LENET_JAX_CACHE": str(tmp_path / "cache"),
     }
-    cmd = [
-        sys.executable, "-m", "lenet_jax.train", f"--workdir={workdir}",
-        "--config=configs/fashion.py:smoke",
-        "--config.dataset=mnist",
-        f"--config.data_dir={tiny_mnist_dir}",
-        "--config.num_train_examples=0",
-        "--config.num_test_examples=0",
+    cmd = tiny_train_command(
+        workdir,
+        tiny_mnist_dir,
         "--config.parallelism=single",
         "--config.model.name=my_models.vgg_tiny:VGGTiny",
-    ]  # fmt: skip
+    )
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]

@@ -20,8 +20,17 @@ from lenet_jax.image_folder import load_image_folder
 
 CIFAR_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 CIFAR_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-]  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 CLASSES = ("dog", "ant", "cat")  # created unsorted: labels must follow the sorted names
 COUNTS = {"train": 3, "test": 2}
 

@@ -41,9 +41,12 @@ def test_output_shape(shape):
 def test_c5_output_is_1x1_for_both_input_sizes():
     for shape in [(1, 28, 28, 1), (1, 32, 32, 3)]:
         _, state = LeNet1998().apply(
-            init(LeNet1998(), shape), jnp.zeros(shape), train=False,
-            capture_intermediates=True, mutable=["intermediates"],
-        )  # fmt: skip
+            init(LeNet1998(), shape),
+            jnp.zeros(shape),
+            train=False,
+            capture_intermediates=True,
+            mutable=["intermediates"],
+        )
         chex.assert_shape(state["intermediates"]["C5"]["__call__"][0], (1, 1, 1, 120))
 
 

@@ -4,13 +4,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_train_command
 
 from lenet_jax import parallel, steps, trainer
 from lenet_jax.errors import UserError
@@ -96,22 +95,15 @@ def _free_port() -> int:
 
 
 def _train_cmd(workdir, data_dir, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "lenet_jax.train",
-        "--config=configs/fashion.py:smoke",
-        f"--workdir={workdir}",
-        "--config.dataset=mnist",
-        f"--config.data_dir={data_dir}",
-        "--config.num_train_examples=0",
-        "--config.num_test_examples=0",
+    return tiny_train_command(
+        workdir,
+        data_dir,
         "--config.batch_size=64",
         "--config.eval_batch_size=128",
         "--config.num_epochs=2",
         "--config.parallelism=sharded",
         *extra,
-    ]
+    )
 
 
 def _env(devices: int) -> dict:

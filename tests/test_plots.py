@@ -14,8 +14,18 @@ from lenet_jax.inference import LoadedRun
 from lenet_jax.models import get_model
 from lenet_jax.state import create_train_state
 
-FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+FASHION = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 def assert_png(path, *, min_size=(300, 200)) -> tuple[int, int]:
@@ -32,10 +42,25 @@ def assert_png(path, *, min_size=(300, 200)) -> tuple[int, int]:
 def rows(num_epochs: int) -> list[dict]:
     out = []
     for epoch in range(1, num_epochs + 1):
-        out.append({"step": 10 * epoch, "epoch": epoch, "split": "train", "loss": 1 / epoch,
-                    "accuracy": 1 - 0.5 / epoch, "learning_rate": 1e-3})  # fmt: skip
-        out.append({"step": 10 * epoch, "epoch": epoch, "split": "test", "loss": 1.1 / epoch,
-                    "accuracy": 1 - 0.6 / epoch})  # fmt: skip
+        out.append(
+            {
+                "step": 10 * epoch,
+                "epoch": epoch,
+                "split": "train",
+                "loss": 1 / epoch,
+                "accuracy": 1 - 0.5 / epoch,
+                "learning_rate": 1e-3,
+            }
+        )
+        out.append(
+            {
+                "step": 10 * epoch,
+                "epoch": epoch,
+                "split": "test",
+                "loss": 1.1 / epoch,
+                "accuracy": 1 - 0.6 / epoch,
+            }
+        )
     return out
 
 
@@ -62,8 +87,9 @@ def test_misclassified_grayscale_and_rgb(tmp_path, shape):
     images = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     labels = np.arange(40) % 10
     predictions = np.where(np.arange(40) % 3 == 0, labels, (labels + 1) % 10)
-    one = plots.plot_misclassified(images, labels, predictions, FASHION, str(tmp_path / "a.png"),
-                                   max_images=4)  # fmt: skip
+    one = plots.plot_misclassified(
+        images, labels, predictions, FASHION, str(tmp_path / "a.png"), max_images=4
+    )
     many = plots.plot_misclassified(images, labels, predictions, FASHION, str(tmp_path / "b.png"))
     assert assert_png(one)[1] < assert_png(many)[1]  # 1 row of 4 vs 4 rows of 8 (26 wrong)
 
@@ -73,8 +99,9 @@ def test_nothing_misclassified_says_so(tmp_path):
     labels = np.arange(5)
     path = plots.plot_misclassified(images, labels, labels, FASHION, str(tmp_path / "m.png"))
     assert_png(path, min_size=(200, 100))
-    path = plots.plot_misclassified(images[:0], labels[:0], labels[:0], FASHION,
-                                    str(tmp_path / "empty.png"))  # fmt: skip
+    path = plots.plot_misclassified(
+        images[:0], labels[:0], labels[:0], FASHION, str(tmp_path / "empty.png")
+    )
     assert_png(path, min_size=(200, 100))
 
 

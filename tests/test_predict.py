@@ -68,8 +68,9 @@ def test_load_image_converts_and_resizes(tmp_path):
     assert image.shape == (32, 32, 3) and notes == ["converted L -> RGB", "resized 100x80 -> 32x32"]
 
 
-@pytest.mark.parametrize("content, message", [(None, "no such file"),
-                                              (b"hello", "not a readable image")])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, message", [(None, "no such file"), (b"hello", "not a readable image")]
+)
 def test_load_image_bad_files_name_the_file(tmp_path, content, message):
     path = tmp_path / "bad.png"
     if content is not None:
@@ -102,14 +103,22 @@ def test_json_output(workdir, test_image, tmp_path, capsys):
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
 
 
-def test_cli_missing_file_is_one_error_line_and_others_are_predicted(workdir, test_image,
-                                                                     tmp_path):  # fmt: skip
+def test_cli_missing_file_is_one_error_line_and_others_are_predicted(workdir, test_image, tmp_path):
     good = save(test_image[0][..., 0], tmp_path / "good.png")
-    resized = save(np.asarray(Image.fromarray(test_image[0][..., 0]).resize((56, 42))),
-                   tmp_path / "resized.png")  # fmt: skip
+    resized = save(
+        np.asarray(Image.fromarray(test_image[0][..., 0]).resize((56, 42))),
+        tmp_path / "resized.png",
+    )
     missing = str(tmp_path / "missing.png")
-    cmd = [sys.executable, "-m", "lenet_jax.predict", f"--workdir={workdir}", good, missing,
-           resized]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lenet_jax.predict",
+        f"--workdir={workdir}",
+        good,
+        missing,
+        resized,
+    ]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [f"error: {missing}: no such file"]
@@ -120,9 +129,16 @@ def test_cli_missing_file_is_one_error_line_and_others_are_predicted(workdir, te
 
 def test_cli_all_good_exits_0_and_bad_workdir_exits_2(workdir, test_image, tmp_path):
     good = save(test_image[0][..., 0], tmp_path / "good.png")
-    for args, code in [([f"--workdir={workdir}", "--checkpoint=latest", "--json", good], 0),
-                       ([f"--workdir={tmp_path}", good], 2)]:  # fmt: skip
-        result = subprocess.run([sys.executable, "-m", "lenet_jax.predict", *args], cwd=REPO,
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+    for args, code in [
+        ([f"--workdir={workdir}", "--checkpoint=latest", "--json", good], 0),
+        ([f"--workdir={tmp_path}", good], 2),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "lenet_jax.predict", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == code, result.stderr
     assert "holds no run" in result.stderr

@@ -30,10 +30,19 @@ def test_cli_on_the_fashion_config(tmp_path):
 
 def test_layer_lines_come_in_call_order():
     config = load_config_file(str(REPO / "configs" / "fashion.py"))
-    lines = [line for line in summary.summary(config, (28, 28, 1)).splitlines()
-             if line.endswith(")") and " output shape: " in line]  # fmt: skip
-    assert [line.split()[0] for line in lines] == ["Conv_0", "Conv_1", "Dense_0", "Dense_1",
-                                                   "Dropout_0", "Dense_2"]  # fmt: skip
+    lines = [
+        line
+        for line in summary.summary(config, (28, 28, 1)).splitlines()
+        if line.endswith(")") and " output shape: " in line
+    ]
+    assert [line.split()[0] for line in lines] == [
+        "Conv_0",
+        "Conv_1",
+        "Dense_0",
+        "Dense_1",
+        "Dropout_0",
+        "Dense_2",
+    ]
 
 
 def test_lenet1998_on_cifar_shaped_input():
@@ -68,6 +77,7 @@ def test_image_shapes():
 @pytest.mark.parametrize("other", ["lenet_jax.train", "lenet_jax.evaluate"])
 def test_importing_next_to_other_clis_defines_no_clashing_flags(other):
     code = f"import {other}, lenet_jax.summary, lenet_jax.predict"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-1000:]

@@ -22,8 +22,13 @@ def test_scalars_are_written_and_read_back(tmp_path):
     data = (tmp_path / "tensorboard" / files[0]).read_bytes()
     assert b"train/loss" in data and b"test/accuracy" in data
     scalars = read_scalars(str(tmp_path / "tensorboard"))
-    assert set(scalars) == {"train/loss", "train/accuracy", "train/learning_rate",
-                            "test/loss", "test/accuracy"}  # fmt: skip
+    assert set(scalars) == {
+        "train/loss",
+        "train/accuracy",
+        "train/learning_rate",
+        "test/loss",
+        "test/accuracy",
+    }
     assert scalars["train/loss"] == [(100, 0.5), (200, 0.25)]
     assert scalars["test/accuracy"] == [(100, 0.5)]
     assert scalars["train/learning_rate"] == [(100, pytest.approx(1e-3)), (200, 0.0)]
@@ -38,8 +43,7 @@ def test_a_resumed_run_hides_what_was_written_after_its_checkpoint(tmp_path):
         writer.write_scalars(40, "test", {"accuracy": 0.5})
     assert len(event_files(tmp_path)) == 2
     points = read_scalars(str(tmp_path / "tensorboard"))["test/accuracy"]
-    assert points == [(10, pytest.approx(0.1)), (20, pytest.approx(0.2)),
-                      (30, 0.875), (40, 0.5)]  # fmt: skip
+    assert points == [(10, pytest.approx(0.1)), (20, pytest.approx(0.2)), (30, 0.875), (40, 0.5)]
 
 
 def test_disabled_writer_creates_nothing(tmp_path):

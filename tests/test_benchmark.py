@@ -1,0 +1,226 @@
+"""scripts/benchmark.py: its measurement on the tiny dataset, and its pure helpers exactly."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from lenet_jax import trainer
+from lenet_jax.config import load_config_file
+from lenet_jax.errors import UserError
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location(
+        "lenet_jax_benchmark_script", REPO / "scripts" / "benchmark.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # defines no absl flags: those are made under __main__
+    return module
+
+
+bench = _load_script()
+
+
+def test_importing_the_script_next_to_the_train_cli_defines_no_flags():
+    code = (
+        "import importlib.util, lenet_jax.train\n"
+        "spec = importlib.util.spec_from_file_location('b', 'scripts/benchmark.py')\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-1000:]
+
+
+def test_measure_steps_times_the_compiled_step_without_recompiling(tiny_config):
+    result = bench.measure_steps(tiny_config, steps=5, warmup=2)
+    assert result["compile_s"] > 0 and result["pipelined_s"] > 0
+    step = result["step_ms"]
+    assert 0 < step["min"] <= step["p10"] <= step["median"] <= step["p90"] <= step["max"]
+    assert step["p25"] <= step["p75"] and step["iqr"] == pytest.approx(
+        step["p75"] - step["p25"], abs=1e-3
+    )
+    assert result["batch_prep_ms"]["median"] > 0
+    assert result["pipelined_examples_per_s"] > 0 and result["blocked_examples_per_s"] > 0
+    # compile step + 2 warmup + 5 blocked + 5 pipelined, across the 8-step epoch boundary.
+    assert result["final_step"] == 13 and result["steps_per_epoch"] == 512 // 64
+    assert result["compiles_while_timing"] == 0
+    assert np.isfinite(result["final_loss"])
+    table = bench.format_table(_result(result))
+    assert "pipelined ex/s" in table and "median" in table
+
+
+def test_measure_steps_refuses_no_steps(tiny_config):
+    with pytest.raises(UserError, match="--steps=0"):
+        bench.measure_steps(tiny_config, steps=0, warmup=2)
+
+
+def test_host_batches_follow_the_trainers_epoch_order(tiny_config):
+    setup = trainer.make_setup(tiny_config, "")
+    batch_at = bench.host_batches(setup)
+    order = trainer.epoch_order(setup.keys["data"], 1, 512)
+    images, labels = batch_at(8 + 3)  # epoch 1, batch 3
+    np.testing.assert_array_equal(labels, setup.dataset.train_labels[order[192:256]])
+    np.testing.assert_array_equal(images, setup.dataset.train_images[order[192:256]])
+
+
+def test_summarize_ms_exact():
+    summary = bench.summarize_ms([0.001, 0.002, 0.003, 0.004, 0.005])
+    assert summary == {
+        "median": 3.0,
+        "p10": 1.4,
+        "p90": 4.6,
+        "p25": 2.0,
+        "p75": 4.0,
+        "iqr": 2.0,
+        "mean": 3.0,
+        "min": 1.0,
+        "max": 5.0,
+    }
+
+
+def _rows(test_accuracies, epoch_seconds):
+    rows = []
+    for epoch, (accuracy, seconds) in enumerate(zip(test_accuracies, epoch_seconds), 1):
+        common = {"step": 10 * epoch, "epoch": epoch}
+        rows.append({**common, "split": "train", "accuracy": 0.1, "epoch_seconds": seconds})
+        rows.append({**common, "split": "test", "accuracy": accuracy, "loss": 1.0})
+    return rows
+
+
+def test_time_to_targets_takes_the_first_epoch_reaching_each_target():
+    rows = _rows([0.5, 0.75, 0.625, 0.875], [2.5, 1.25, 1.0, 0.5])
+    assert bench.time_to_targets(rows, [0.5, 0.7, 0.8, 0.9]) == {
+        "0.5": {"epoch": 1, "step": 10, "test_accuracy": 0.5, "train_seconds": 2.5},
+        "0.7": {"epoch": 2, "step": 20, "test_accuracy": 0.75, "train_seconds": 3.75},
+        "0.8": {"epoch": 4, "step": 40, "test_accuracy": 0.875, "train_seconds": 5.25},
+        "0.9": None,
+    }
+    assert bench.time_to_targets([], [0.5]) == {"0.5": None}
+
+
+def test_run_time_to_target_trains_in_a_temporary_workdir(tiny_config):
+    result = bench.run_time_to_target(tiny_config, [0.01, 1.5])
+    assert result["epochs"] == 2 and len(result["test_accuracy_by_epoch"]) == 2
+    assert result["wall_s"] >= result["train_s"] > 0
+    assert result["targets"]["0.01"]["epoch"] == 1
+    assert result["targets"]["1.5"] is None
+    assert result["final_test_accuracy"] == result["test_accuracy_by_epoch"][-1]
+
+
+def test_torch_counterparts_and_their_differences():
+    d2l = load_config_file(str(REPO / "configs" / "fashion_d2l.py"))
+    assert bench.torch_counterpart(d2l) == ("d2l_lenet", [])
+    d2l.optimizer.momentum = 0.9
+    assert bench.torch_counterpart(d2l) == ("d2l_lenet", ["sgd momentum 0.9 (torch_ref: none)"])
+    modern = load_config_file(str(REPO / "configs" / "fashion.py"))
+    assert bench.torch_counterpart(modern) == (None, [])
+    cifar = load_config_file(str(REPO / "configs" / "cifar10.py"))
+    model, differences = bench.torch_counterpart(cifar)
+    assert model == "cifar_cnn"
+    assert differences == [
+        "cosine lr schedule (torch_ref: constant)",
+        "torch_ref trains on random CIFAR-shaped images (no data_dir)",
+    ]
+
+
+def test_missing_torch_is_one_error_naming_the_pinned_wheel(tmp_path, monkeypatch):
+    script = tmp_path / "torch_ref.py"
+    script.write_text("")
+    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match=r"pip install torch==2\.13\.0"):
+        bench.check_torch_ref(script)
+    with pytest.raises(UserError, match="no torch reference script"):
+        bench.check_torch_ref(tmp_path / "absent.py")
+
+
+def test_run_torch_ref_passes_the_config_and_reads_the_json_line(tmp_path):
+    fake = tmp_path / "fake_ref.py"
+    fake.write_text(
+        "import json, os, sys\n"
+        "print('noise')\n"
+        "print(json.dumps({'argv': sys.argv[1:], 'cifar': os.environ.get('CIFAR_DIR'),\n"
+        "                  'examples_per_s': 100.0}))\n"
+    )
+    cifar = load_config_file(str(REPO / "configs" / "cifar10.py"))
+    cifar.data_dir = "/data/cifar"
+    result = bench.run_torch_ref(cifar, "cifar_cnn", steps=7, script=fake)
+    assert result["argv"] == [
+        "cifar_cnn",
+        "--epochs=1",
+        "--batch=64",
+        "--lr=0.001",
+        "--max-steps=7",
+        "--threads=0",
+    ]
+    assert result["cifar"] == "/data/cifar" and result["examples_per_s"] == 100.0
+    assert result["command"][0] == sys.executable
+
+
+def test_run_torch_ref_failure_is_a_user_error(tmp_path):
+    fake = tmp_path / "fail_ref.py"
+    fake.write_text("import sys\nsys.exit('no data here')\n")
+    d2l = load_config_file(str(REPO / "configs" / "fashion_d2l.py"))
+    with pytest.raises(UserError, match="exit 1.*no data here"):
+        bench.run_torch_ref(d2l, "d2l_lenet", steps=3, script=fake)
+
+
+def test_dehyphenate_only_renames_the_scripts_own_flags():
+    names = ["compare_torch", "time_to_target", "steps"]
+    argv = ["prog", "--compare-torch", "--no-time-to-target", "--steps", "3", "--config.a-b=1"]
+    assert bench.dehyphenate(argv, names) == [
+        "prog",
+        "--compare_torch",
+        "--notime_to_target",
+        "--steps",
+        "3",
+        "--config.a-b=1",
+    ]
+
+
+def test_targets_are_parsed_and_checked():
+    assert bench._parse_targets("0.85, 0.9") == [0.85, 0.9]
+    for bad in ("", "x", "1.5"):
+        with pytest.raises(UserError, match="--targets"):
+            bench._parse_targets(bad)
+
+
+def _result(flax: dict) -> dict:
+    """A full result around `flax`, with a torch comparison and a time-to-target run."""
+    return json.loads(
+        json.dumps(
+            {
+                "config": "configs/fashion.py:smoke",
+                "overrides": ["--config.batch_size=64"],
+                "model": "lenet_modern",
+                "dataset": "mnist",
+                "batch_size": 64,
+                "optimizer": "adam",
+                "learning_rate": 0.002,
+                "machine": bench.machine_facts(),
+                "flax": flax,
+                "torch": {
+                    "model": "d2l_lenet",
+                    "steps": 7,
+                    "threads": 2,
+                    "framework": "pytorch 2.13.0+cpu",
+                    "examples_per_s": 1000.0,
+                    "differences": ["sgd momentum 0.9 (torch_ref: none)"],
+                },
+                "ratio_flax_over_torch": 2.0,
+                "time_to_target": {
+                    "epochs": 2,
+                    "wall_s": 3.0,
+                    "train_s": 2.0,
+                    "final_test_accuracy": 0.9,
+                    "targets": {"0.5": None},
+                },
+            }
+        )
+    )
