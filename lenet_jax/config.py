@@ -12,6 +12,8 @@ import ml_collections
 from lenet_jax.errors import UserError
 
 PARALLELISM = ("auto", "single", "pmap", "sharded")
+EPOCH_LOOPS = ("auto", "python", "scan")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "onecycle")
 
@@ -53,6 +55,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.keep_checkpoints = 2  # the latest N, plus the best by test accuracy
     # Devices.
     config.parallelism = "auto"  # auto | single | pmap | sharded
+    config.epoch_loop = "auto"  # python (a jitted step per batch) | scan (one compiled epoch,
+    # data on the device) | auto: scan on GPU/TPU, python on CPU, where XLA runs loops slowly
+    config.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
     return config
 
 
@@ -73,53 +78,44 @@ def _require(ok: bool, field: str, allowed: str, value) -> None:
         raise UserError(f"config.{field}={value!r} is not allowed; expected {allowed}")
 
 
+_CHOICES = {
+    "optimizer.name": OPTIMIZERS,
+    "optimizer.schedule": SCHEDULES,
+    "parallelism": PARALLELISM,
+    "epoch_loop": EPOCH_LOOPS,
+    "compute_dtype": COMPUTE_DTYPES,
+}
+_POSITIVE = (
+    "batch_size",
+    "eval_batch_size",
+    "num_epochs",
+    "checkpoint_every_epochs",
+    "keep_checkpoints",
+    "log_every_steps",
+    "optimizer.learning_rate",
+)
+_NON_NEGATIVE = ("augment.crop_padding", "augment.cutout_size")
+_FRACTIONS = ("model.dropout_rate", "label_smoothing")  # in [0, 1)
+
+
+def _field(config: ml_collections.ConfigDict, path: str):
+    for part in path.split("."):
+        config = config[part]
+    return config
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks the fields that do not depend on the data; one error naming the field."""
-    _require(
-        config.optimizer.name in OPTIMIZERS,
-        "optimizer.name",
-        list(OPTIMIZERS),
-        config.optimizer.name,
-    )
-    _require(
-        config.optimizer.schedule in SCHEDULES,
-        "optimizer.schedule",
-        list(SCHEDULES),
-        config.optimizer.schedule,
-    )
-    _require(
-        config.parallelism in PARALLELISM, "parallelism", list(PARALLELISM), config.parallelism
-    )
-    for field in (
-        "batch_size",
-        "eval_batch_size",
-        "num_epochs",
-        "checkpoint_every_epochs",
-        "keep_checkpoints",
-        "log_every_steps",
-    ):
-        _require(config[field] > 0, field, "a positive integer", config[field])
-    _require(
-        config.optimizer.learning_rate > 0,
-        "optimizer.learning_rate",
-        "a positive number",
-        config.optimizer.learning_rate,
-    )
-    _require(
-        0 <= config.model.dropout_rate < 1,
-        "model.dropout_rate",
-        "a number in [0, 1)",
-        config.model.dropout_rate,
-    )
-    for field in ("crop_padding", "cutout_size"):
-        value = config.augment[field]
-        _require(value >= 0, f"augment.{field}", "0 (off) or a positive integer", value)
-    _require(
-        0 <= config.label_smoothing < 1,
-        "label_smoothing",
-        "a number in [0, 1)",
-        config.label_smoothing,
-    )
+    for path, allowed in _CHOICES.items():
+        _require(_field(config, path) in allowed, path, list(allowed), _field(config, path))
+    for path in _POSITIVE:
+        _require(_field(config, path) > 0, path, "a positive number", _field(config, path))
+    for path in _NON_NEGATIVE:
+        _require(
+            _field(config, path) >= 0, path, "0 (off) or a positive integer", _field(config, path)
+        )
+    for path in _FRACTIONS:
+        _require(0 <= _field(config, path) < 1, path, "a number in [0, 1)", _field(config, path))
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:

@@ -50,7 +50,8 @@ def load_run(workdir: str, checkpoint: str = "best") -> LoadedRun:
         raise UserError(f"--workdir={workdir!r} holds no run (no {workdir_lib.CONFIG_FILE})")
     config = workdir_lib.load_config(workdir)
     dataset = data_lib.load_dataset(config.dataset, config.data_dir)
-    model = build_model(config.model, num_classes=dataset.num_classes)
+    dtype = config.get("compute_dtype", "float32")
+    model = build_model(config.model, num_classes=dataset.num_classes, dtype=dtype)
     with checkpointing.Checkpoints(
         os.path.join(workdir, "checkpoints"), keep=1, read_only=True
     ) as ckpts:

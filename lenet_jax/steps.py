@@ -101,6 +101,22 @@ def make_train_step(
     return train_step
 
 
+def make_scan_epoch(train_step):
+    """Returns `epoch(state, images, labels, batch_indices, train_key) -> (state, metrics)`.
+
+    The epoch's steps in one `lax.scan` over device-resident data: one dispatch per epoch,
+    the fast path on accelerators. `batch_indices` is (steps, batch); metrics are stacked.
+    """
+
+    def epoch(state: TrainState, images, labels, batch_indices, train_key):
+        def one_step(state, indices):
+            return train_step(state, images[indices], labels[indices], train_key)
+
+        return jax.lax.scan(one_step, state, batch_indices)
+
+    return epoch
+
+
 def make_eval_step(
     model: nn.Module, *, mean: Sequence[float], std: Sequence[float], compute_dtype=jnp.float32
 ):

@@ -12,6 +12,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -65,6 +66,7 @@ class Setup:
     schedule: optax.Schedule
     keys: dict[str, jax.Array]
     steps_per_epoch: int
+    epoch_loop: str  # "python" or "scan", resolved for this backend
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -102,7 +104,7 @@ def make_setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
     strategy = parallel.create(config.parallelism)
     strategy.check_batch(config.batch_size, "batch_size")
     strategy.check_batch(config.eval_batch_size, "eval_batch_size")
-    model = build_model(config.model, num_classes=dataset.num_classes)
+    model = build_model(config.model, num_classes=dataset.num_classes, dtype=config.compute_dtype)
     steps_per_epoch = len(dataset.train_labels) // config.batch_size
     schedule = make_schedule(
         config.optimizer,
@@ -120,7 +122,25 @@ def make_setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
         schedule,
         make_keys(config.seed),
         steps_per_epoch,
+        resolve_epoch_loop(config.epoch_loop, strategy),
     )
+
+
+def resolve_epoch_loop(epoch_loop: str, strategy: parallel.Strategy) -> str:
+    """`auto`: one scanned epoch on an accelerator; a Python loop of steps on XLA:CPU.
+
+    Measured here (scripts/benchmark.py): XLA:CPU runs a LeNet step 2-3x slower inside
+    `lax.scan` than as separately dispatched jitted steps.
+    """
+    if epoch_loop == "auto":
+        accelerator = jax.default_backend() != "cpu"
+        return "scan" if accelerator and strategy.name == "single" else "python"
+    if epoch_loop == "scan" and strategy.name != "single":
+        raise UserError(
+            f"config.epoch_loop='scan' runs on one device, but parallelism is "
+            f"{strategy.name!r}; use parallelism=single or epoch_loop=python"
+        )
+    return epoch_loop
 
 
 def restore_or_init(ckpts: checkpointing.Checkpoints, init_state, setup: Setup):
@@ -167,18 +187,24 @@ def load_data(config) -> data_lib.Dataset:
 
 
 def compile_steps(setup: Setup):
-    """The run's train and eval steps, built for its model and compiled for its strategy."""
+    """The run's train step (or whole scanned epoch) and eval step, compiled for its strategy."""
     norm = {"mean": setup.dataset.mean, "std": setup.dataset.std}
+    dtype = jnp.dtype(setup.config.compute_dtype)
     train_step = steps.make_train_step(
         setup.model,
         setup.tx,
         **norm,
         label_smoothing=setup.config.label_smoothing,
         augment=augment.make_augment(**setup.config.augment),
+        compute_dtype=dtype,
         axis_name=setup.strategy.axis_name,
     )
-    eval_step = steps.make_eval_step(setup.model, **norm)
-    return setup.strategy.compile_train(train_step), setup.strategy.compile_eval(eval_step)
+    eval_step = steps.make_eval_step(setup.model, **norm, compute_dtype=dtype)
+    if setup.epoch_loop == "scan":
+        train = jax.jit(steps.make_scan_epoch(train_step), donate_argnums=0)
+    else:
+        train = setup.strategy.compile_train(train_step)
+    return train, setup.strategy.compile_eval(eval_step)
 
 
 class Loop:
@@ -193,6 +219,10 @@ class Loop:
             guard,
         )
         self.train_step, self.eval_step = compile_steps(setup)
+        if setup.epoch_loop == "scan":  # the whole train split stays on the device
+            self.device_data = jax.device_put(
+                (setup.dataset.train_images, setup.dataset.train_labels), jax.devices()[0]
+            )
         self.step = 0
         self.compile_seconds: float | None = None  # measured on the first step, reported once
 
@@ -231,6 +261,8 @@ class Loop:
 
     def train_epoch(self, state, carry: dict, epoch: int):
         """Steps through `epoch` from where `self.step` stands; returns (state, carry, s)."""
+        if self.setup.epoch_loop == "scan":
+            return self.train_epoch_scanned(state, carry, epoch)
         batch, per_epoch = self.config.batch_size, self.setup.steps_per_epoch
         dataset, strategy = self.setup.dataset, self.setup.strategy
         order = epoch_order(self.setup.keys["data"], epoch, len(dataset.train_labels))
@@ -266,6 +298,24 @@ class Loop:
         carry = accumulate(carry, pending)
         progress.close()
         return state, carry, time.perf_counter() - started
+
+    def train_epoch_scanned(self, state, carry: dict, epoch: int):
+        """The rest of `epoch` as one compiled scan; preemption is honoured at its end."""
+        batch, per_epoch = self.config.batch_size, self.setup.steps_per_epoch
+        order = epoch_order(self.setup.keys["data"], epoch, len(self.setup.dataset.train_labels))
+        first = self.step - epoch * per_epoch
+        indices = order[first * batch : per_epoch * batch].reshape(-1, batch)
+        started = time.perf_counter()
+        state, metrics = self.train_step(
+            state, *self.device_data, indices, self.setup.keys["train"]
+        )
+        metrics = jax.device_get(metrics)
+        if self.compile_seconds is None:
+            self.compile_seconds = 0.0  # compiled within the first epoch's time
+            log("compiled and ran the first scanned epoch")
+        self.step += len(indices)
+        per_step = [jax.tree.map(lambda m, i=i: m[i], metrics) for i in range(len(indices))]
+        return state, accumulate(carry, per_step), time.perf_counter() - started
 
     def evaluate(self, state) -> dict:
         return evaluate_split(

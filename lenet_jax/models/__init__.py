@@ -10,6 +10,7 @@ import functools
 import importlib
 from collections.abc import Callable
 
+import jax.numpy as jnp
 import ml_collections
 from flax import linen as nn
 
@@ -70,8 +71,13 @@ def _import_factory(path: str) -> ModelFactory:
     return factory
 
 
-def build_model(model_config: ml_collections.ConfigDict, *, num_classes: int) -> nn.Module:
-    """The model `config.model` names, built with its other fields as keyword arguments."""
+def build_model(
+    model_config: ml_collections.ConfigDict, *, num_classes: int, dtype: str = "float32"
+) -> nn.Module:
+    """The model `config.model` names, built with its other fields as keyword arguments.
+
+    `dtype` (the activations' dtype) goes to models with a `dtype` field; float32 needs none.
+    """
     kwargs = {k: v for k, v in model_config.to_dict().items() if k != "name"}
     factory = _factory(model_config.name)
     target = factory.func if isinstance(factory, functools.partial) else factory
@@ -88,4 +94,11 @@ def build_model(model_config: ml_collections.ConfigDict, *, num_classes: int) ->
             )
     if fields is None or "num_classes" in fields:
         kwargs["num_classes"] = num_classes
+    if fields is not None and "dtype" in fields:
+        kwargs["dtype"] = jnp.dtype(dtype)
+    elif dtype != "float32":
+        raise UserError(
+            f"config.compute_dtype={dtype!r} needs a model with a `dtype` field; "
+            f"{model_config.name!r} has none"
+        )
     return factory(**kwargs)

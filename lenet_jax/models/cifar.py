@@ -4,7 +4,10 @@ Plain, it has 545,098 parameters for 10 classes. With `batch_norm=True` the runn
 statistics live in the "batch_stats" collection, which the train step must mark mutable.
 """
 
+from typing import Any
+
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
 from lenet_jax.models import layers
@@ -17,19 +20,20 @@ class CifarCNN(nn.Module):
     num_classes: int = 10
     dropout_rate: float = 0.0
     batch_norm: bool = False
+    dtype: Any = jnp.float32  # of the activations; parameters stay float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         for features in (32, 64):
             x = self._conv_block(x, features, train=train)
         x = x.reshape((x.shape[0], -1))
-        x = nn.relu(nn.Dense(128)(x))
+        x = nn.relu(nn.Dense(128, dtype=self.dtype)(x))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return nn.Dense(self.num_classes)(x)
+        return nn.Dense(self.num_classes, dtype=self.dtype)(x)
 
     def _conv_block(self, x: jax.Array, features: int, *, train: bool) -> jax.Array:
         # BatchNorm's own shift makes a conv bias redundant.
         x = Conv(features, (3, 3), padding=1, use_bias=not self.batch_norm)(x)
         if self.batch_norm:
-            x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
         return layers.pool(nn.relu(x), "max")

@@ -92,5 +92,6 @@ class Conv(nn.Module):
             impl=self.impl,
         )
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            y = y + bias.astype(y.dtype)
         return y

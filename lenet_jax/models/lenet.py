@@ -1,6 +1,9 @@
 """LeNet-5 as in d2l (sigmoid + average pooling) and its modern ReLU + max-pool variant."""
 
+from typing import Any
+
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
 from lenet_jax.models import layers
@@ -18,6 +21,7 @@ class LeNet(nn.Module):
     pooling: str = "avg"
     dropout_rate: float = 0.0
     kernel_init: str = "lecun_normal"
+    dtype: Any = jnp.float32  # of the activations; parameters stay float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -28,7 +32,7 @@ class LeNet(nn.Module):
         x = act(Conv(16, (5, 5), padding="VALID", kernel_init=init)(x))
         x = layers.pool(x, self.pooling)
         x = x.reshape((x.shape[0], -1))
-        x = act(nn.Dense(120, kernel_init=init)(x))
-        x = act(nn.Dense(84, kernel_init=init)(x))
+        x = act(nn.Dense(120, kernel_init=init, dtype=self.dtype)(x))
+        x = act(nn.Dense(84, kernel_init=init, dtype=self.dtype)(x))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, kernel_init=init)(x)
+        return nn.Dense(self.num_classes, kernel_init=init, dtype=self.dtype)(x)
