@@ -11,7 +11,6 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from lenet_jax.models import layers
-from lenet_jax.models.conv import Conv
 
 
 class CifarCNN(nn.Module):
@@ -33,7 +32,7 @@ class CifarCNN(nn.Module):
 
     def _conv_block(self, x: jax.Array, features: int, *, train: bool) -> jax.Array:
         # BatchNorm's own shift makes a conv bias redundant.
-        x = Conv(features, (3, 3), padding=1, use_bias=not self.batch_norm)(x)
+        x = nn.Conv(features, (3, 3), padding=1, use_bias=not self.batch_norm, dtype=self.dtype)(x)
         if self.batch_norm:
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
         return layers.pool(nn.relu(x), "max")

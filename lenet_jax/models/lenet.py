@@ -7,7 +7,6 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from lenet_jax.models import layers
-from lenet_jax.models.conv import Conv
 
 
 class LeNet(nn.Module):
@@ -27,9 +26,9 @@ class LeNet(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         act = layers.activation(self.activation)
         init = layers.kernel_init(self.kernel_init)
-        x = act(Conv(6, (5, 5), padding=2, kernel_init=init)(x))
+        x = act(nn.Conv(6, (5, 5), padding=2, kernel_init=init, dtype=self.dtype)(x))
         x = layers.pool(x, self.pooling)
-        x = act(Conv(16, (5, 5), padding="VALID", kernel_init=init)(x))
+        x = act(nn.Conv(16, (5, 5), padding="VALID", kernel_init=init, dtype=self.dtype)(x))
         x = layers.pool(x, self.pooling)
         x = x.reshape((x.shape[0], -1))
         x = act(nn.Dense(120, kernel_init=init, dtype=self.dtype)(x))

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from lenet_jax.models import layers
-from lenet_jax.models.conv import Conv
 
 PAPER_SIZE = 32  # the paper's input height and width
 
@@ -35,11 +34,11 @@ class LeNet1998(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         init = layers.kernel_init(self.kernel_init)
         x = pad_to_paper_size(x)
-        x = jnp.tanh(Conv(6, (5, 5), padding="VALID", kernel_init=init, name="C1")(x))
+        x = jnp.tanh(nn.Conv(6, (5, 5), padding="VALID", kernel_init=init, name="C1")(x))
         x = layers.pool(x, "avg")
-        x = jnp.tanh(Conv(16, (5, 5), padding="VALID", kernel_init=init, name="C3")(x))
+        x = jnp.tanh(nn.Conv(16, (5, 5), padding="VALID", kernel_init=init, name="C3")(x))
         x = layers.pool(x, "avg")
-        x = jnp.tanh(Conv(120, (5, 5), padding="VALID", kernel_init=init, name="C5")(x))
+        x = jnp.tanh(nn.Conv(120, (5, 5), padding="VALID", kernel_init=init, name="C5")(x))
         x = x.reshape((x.shape[0], -1))  # 1x1x120 on 32x32 inputs
         x = jnp.tanh(nn.Dense(84, kernel_init=init, name="F6")(x))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
