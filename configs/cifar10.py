@@ -6,7 +6,7 @@
 
 The tutorial's recipe (Adam lr 1e-3, batch 64, 10 epochs), with per-channel normalisation
 and the learning rate decayed on a cosine. Expected: >= 0.70 test accuracy on the JPEG
-copy of CIFAR-10 (see the README for the measured figure and wall time).
+copy of CIFAR-10; measured 0.7190 (eager PyTorch with the plain recipe: 0.692).
 """
 
 import ml_collections

@@ -2,8 +2,8 @@
 
   python -m lenet_jax.train --config configs/fashion_d2l.py --workdir runs/fashion_d2l
 
-Expected: d2l reports 0.795 test accuracy after 10 epochs of batch 256; see the README
-for the figure measured here.
+Expected: d2l reports 0.795 test accuracy after 10 epochs of batch 256; measured here
+0.8122 (1 min 51 s on a 2-core CPU, 93 s of it training).
 """
 
 import ml_collections

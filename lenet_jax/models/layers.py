@@ -1,7 +1,7 @@
 """Small layer helpers shared by the models: activations, pooling and initialisers by name.
 
-Models name these by string so configs can choose them and so a faster formulation
-(see issue 6) lives in one place.
+Models name these by string so configs can choose them, and so a faster formulation of
+an op lives in one place that every model uses.
 """
 
 from collections.abc import Callable
