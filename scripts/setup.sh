@@ -8,9 +8,10 @@ extras="${1:-}"
 
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+  apt="$sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -q"
   echo "setup: installing Debian's dataset-fashion-mnist" >&2
-  $sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
-    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q dataset-fashion-mnist >/dev/null; } \
+  $apt install dataset-fashion-mnist >/dev/null 2>&1 \
+    || { $apt update >/dev/null && $apt install dataset-fashion-mnist >/dev/null; } \
     || echo "setup: could not install dataset-fashion-mnist; set --config.data_dir instead" >&2
 fi
 
