@@ -19,7 +19,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.dataset = "cifar10"
     config.data_dir = ""  # an image folder <split>/<class>/<image>; "" = TFDS
     config.model.name = "cifar_cnn"
-    config.model.dropout_rate = 0.0  # before the last dense layer
     config.optimizer.name = "adam"
     config.optimizer.learning_rate = 1e-3
     config.optimizer.schedule = "cosine"

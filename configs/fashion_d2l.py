@@ -15,7 +15,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = base_config()
     config.dataset = "fashion_mnist"
     config.model.name = "lenet_d2l"
-    config.model.dropout_rate = 0.0
     config.model.kernel_init = "glorot_uniform"  # d2l's nn.init.xavier_uniform_
     config.optimizer.name = "sgd"
     config.optimizer.learning_rate = 0.9

@@ -28,7 +28,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Model: `name` picks a registered model; the other fields are its keyword arguments.
     config.model = ml_collections.ConfigDict()
     config.model.name = "lenet_modern"
-    config.model.dropout_rate = 0.0  # before the last dense layer
+    # Before the last dense layer; None = the named model's own default (e.g. 0.5 for
+    # cifar_cnn_dropout, 0 for the others).
+    config.model.dropout_rate = ml_collections.config_dict.placeholder(float)
     # Optimizer and learning-rate schedule.
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"  # sgd | adam | adamw
@@ -115,7 +117,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             _field(config, path) >= 0, path, "0 (off) or a positive integer", _field(config, path)
         )
     for path in _FRACTIONS:
-        _require(0 <= _field(config, path) < 1, path, "a number in [0, 1)", _field(config, path))
+        value = _field(config, path)
+        _require(value is None or 0 <= value < 1, path, "a number in [0, 1)", value)
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:

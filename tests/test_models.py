@@ -87,3 +87,13 @@ def test_model_from_an_importable_module_path():
 def test_model_path_errors(path, message):
     with pytest.raises(UserError, match=message):
         build_model(ml_collections.ConfigDict({"name": path}), num_classes=10)
+
+
+def test_unset_dropout_keeps_a_presets_own_rate():
+    from lenet_jax.config import base_config
+
+    model_config = base_config().model
+    model_config.name = "cifar_cnn_dropout"
+    assert build_model(model_config, num_classes=10).dropout_rate == 0.5
+    model_config.dropout_rate = 0.1  # an explicit value still wins
+    assert build_model(model_config, num_classes=10).dropout_rate == 0.1

@@ -78,7 +78,8 @@ def build_model(
 
     `dtype` (the activations' dtype) goes to models with a `dtype` field; float32 needs none.
     """
-    kwargs = {k: v for k, v in model_config.to_dict().items() if k != "name"}
+    # None means "the model's own default", so a preset such as cifar_cnn_dropout keeps it.
+    kwargs = {k: v for k, v in model_config.to_dict().items() if k != "name" and v is not None}
     factory = _factory(model_config.name)
     target = factory.func if isinstance(factory, functools.partial) else factory
     fields = (
