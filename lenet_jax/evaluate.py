@@ -25,7 +25,7 @@ def main(argv: list[str]) -> None:
         run = load_run(_WORKDIR.value, _CHECKPOINT.value)
         logits, labels = predict_split(run)
         report = evaluation_report(run, logits, labels)
-        report["plots"] = plots.write_run_plots(_WORKDIR.value, run)
+        report["plots"] = plots.write_run_plots(_WORKDIR.value, run, logits)
     with open(os.path.join(_WORKDIR.value, "eval.json"), "w") as f:
         json.dump(report, f, indent=2)
     print(json.dumps(report), flush=True)

@@ -24,8 +24,11 @@ def plot_curves(rows: list[dict], path: str, *, title: str = "training curves") 
     """Train loss, train accuracy and test accuracy per epoch, as d2l's Animator draws them."""
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    series = [("train", "loss", "train loss", "-"), ("train", "accuracy", "train acc", "--"),
-              ("test", "accuracy", "test acc", "-.")]  # fmt: skip
+    series = [
+        ("train", "loss", "train loss", "-"),
+        ("train", "accuracy", "train acc", "--"),
+        ("test", "accuracy", "test acc", "-."),
+    ]
     plotted = False
     for split, key, label, style in series:
         points = sorted((r["epoch"], r[key]) for r in rows if r.get("split") == split and key in r)
@@ -44,8 +47,13 @@ def plot_curves(rows: list[dict], path: str, *, title: str = "training curves") 
     return _save(fig, path)
 
 
-def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str, *,
-                   title: str = "confusion matrix (test)") -> str:  # fmt: skip
+def plot_confusion(
+    confusion: np.ndarray,
+    class_names: Sequence[str],
+    path: str,
+    *,
+    title: str = "confusion matrix (test)",
+) -> str:
     """Counts per (true class, predicted class); colour is the share of the true class.
 
     Colouring by share rather than count keeps the off-diagonal mistakes visible next to
@@ -64,18 +72,31 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str,
     for i in range(n):
         for j in range(n):
             dark = share[i, j] > 0.5
-            ax.text(j, i, f"{confusion[i, j]:d}", ha="center", va="center",
-                    fontsize=9 if n <= 12 else 7,
-                    color="white" if dark else ("black" if confusion[i, j] else "0.7"))  # fmt: skip
+            ax.text(
+                j,
+                i,
+                f"{confusion[i, j]:d}",
+                ha="center",
+                va="center",
+                fontsize=9 if n <= 12 else 7,
+                color="white" if dark else ("black" if confusion[i, j] else "0.7"),
+            )
     ax.set_xticks(range(n), class_names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(n), class_names)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
     return _save(fig, path)
 
 
-def plot_misclassified(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
-                       class_names: Sequence[str], path: str, *, max_images: int = 32,
-                       columns: int = 8) -> str:  # fmt: skip
+def plot_misclassified(
+    images: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    class_names: Sequence[str],
+    path: str,
+    *,
+    max_images: int = 32,
+    columns: int = 8,
+) -> str:
     """A grid of the first `max_images` wrongly predicted images, "true: X / pred: Y" under each.
 
     `images` are uint8 NHWC with one channel (shown in grey) or three (RGB).
@@ -90,8 +111,10 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, predictions: np.n
     cols = min(columns, len(shown))
     rows = math.ceil(len(shown) / cols)
     fig = Figure(figsize=(1.7 * cols, 2.1 * rows + 0.5), layout="constrained")
-    fig.suptitle(f"{len(wrong):,} of {len(labels):,} images misclassified; "
-                 f"the first {len(shown)}:", fontsize=13)  # fmt: skip
+    fig.suptitle(
+        f"{len(wrong):,} of {len(labels):,} images misclassified; the first {len(shown)}:",
+        fontsize=13,
+    )
     for k, index in enumerate(shown):
         ax = fig.add_subplot(rows, cols, k + 1)
         _show_image(ax, images[index])
@@ -100,19 +123,23 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, predictions: np.n
     return _save(fig, path)
 
 
-def write_run_plots(workdir: str, run: LoadedRun) -> dict[str, str]:
+def write_run_plots(
+    workdir: str, run: LoadedRun, test_logits: np.ndarray | None = None
+) -> dict[str, str]:
     """Writes curves.png, confusion.png and misclassified.png into `workdir/plots/`.
 
-    Curves come from `workdir/metrics.jsonl`; the other two from the test split,
-    predicted with `run`'s state. Returns {"curves": path, "confusion": ..., ...}.
+    Curves come from `workdir/metrics.jsonl`; the other two from the test split, predicted
+    with `run`'s state unless the caller already has its `test_logits`. Returns
+    {"curves": path, "confusion": ..., ...}.
     """
     out = os.path.join(workdir, PLOTS_DIR)
     os.makedirs(out, exist_ok=True)
     metrics = os.path.join(workdir, "metrics.jsonl")
     rows = read_rows(metrics) if os.path.exists(metrics) else []
-    images, _ = run.dataset.split("test")
-    logits, labels = predict_split(run, "test")
-    predictions = logits.argmax(-1)
+    images, labels = run.dataset.split("test")
+    if test_logits is None:
+        test_logits, _ = predict_split(run, "test")
+    predictions = test_logits.argmax(-1)
     names = run.dataset.class_names
     confusion = confusion_matrix(labels, predictions, len(names))
     accuracy = float((predictions == labels).mean()) if len(labels) else float("nan")
@@ -122,13 +149,15 @@ def write_run_plots(workdir: str, run: LoadedRun) -> dict[str, str]:
     return {
         "curves": plot_curves(rows, os.path.join(out, "curves.png"), title=title + final),
         "confusion": plot_confusion(
-            confusion, names, os.path.join(out, "confusion.png"),
+            confusion,
+            names,
+            os.path.join(out, "confusion.png"),
             title=f"{title}: test confusion, step {run.step}, accuracy {accuracy:.4f}",
         ),
         "misclassified": plot_misclassified(
             images, labels, predictions, names, os.path.join(out, "misclassified.png")
         ),
-    }  # fmt: skip
+    }
 
 
 def _show_image(ax, image: np.ndarray) -> None:

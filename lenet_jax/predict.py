@@ -66,8 +66,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def classify(run: LoadedRun, images: np.ndarray) -> np.ndarray:
     """Class probabilities (N, classes) for uint8 NHWC `images`."""
-    predict = jax.jit(steps.make_predict_step(run.model, mean=run.dataset.mean,
-                                              std=run.dataset.std))  # fmt: skip
+    predict = jax.jit(
+        steps.make_predict_step(run.model, mean=run.dataset.mean, std=run.dataset.std)
+    )
     return softmax(np.asarray(predict(run.state, images), np.float64))
 
 
@@ -77,8 +78,9 @@ def top_k(probabilities: np.ndarray, class_names, k: int = TOP_K) -> list[tuple[
     return [(class_names[i], float(probabilities[i])) for i in order]
 
 
-def format_result(path: str, top: list[tuple[str, float]], notes: list[str], *,
-                  as_json: bool) -> str:  # fmt: skip
+def format_result(
+    path: str, top: list[tuple[str, float]], notes: list[str], *, as_json: bool
+) -> str:
     if as_json:
         ranked = [{"class": name, "probability": round(p, 6)} for name, p in top]
         return json.dumps({"path": path, "class": top[0][0], "top": ranked, "notes": notes})

@@ -23,9 +23,17 @@ class Progress:
     manager, which closes it.
     """
 
-    def __init__(self, total_steps_in_epoch: int, epoch: int, num_epochs: int, batch_size: int,
-                 *, every: int = 100, stream: TextIO | None = None,
-                 initial: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        total_steps_in_epoch: int,
+        epoch: int,
+        num_epochs: int,
+        batch_size: int,
+        *,
+        every: int = 100,
+        stream: TextIO | None = None,
+        initial: int = 0,
+    ):
         self.total, self.epoch, self.num_epochs = total_steps_in_epoch, epoch, num_epochs
         self.batch_size, self.every = batch_size, max(1, every)
         self.stream = stream if stream is not None else sys.stdout
@@ -35,10 +43,15 @@ class Progress:
 
     def _make_bar(self, initial: int) -> tqdm.tqdm:
         return tqdm.tqdm(
-            total=self.total, initial=initial, file=self.stream, leave=False,
-            dynamic_ncols=True, unit="step", desc=f"epoch {self.epoch}/{self.num_epochs}",
+            total=self.total,
+            initial=initial,
+            file=self.stream,
+            leave=False,
+            dynamic_ncols=True,
+            unit="step",
+            desc=f"epoch {self.epoch}/{self.num_epochs}",
             bar_format="{desc} {bar} {n_fmt}/{total_fmt} steps{postfix}",  # postfix: ", ..."
-        )  # fmt: skip
+        )
 
     def update(self, step_in_epoch: int, loss: float | None = None) -> None:
         now = time.perf_counter()

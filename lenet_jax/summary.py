@@ -38,8 +38,10 @@ def image_shape(config: ml_collections.ConfigDict, override: list[str] | None = 
             raise UserError(f"--input_shape={','.join(override)}: expected H,W,C, e.g. 28,28,1")
         return shape
     if config.dataset not in IMAGE_SHAPES:
-        raise UserError(f"config.dataset={config.dataset!r}: image shape unknown here; known: "
-                        f"{sorted(IMAGE_SHAPES)}, or pass --input_shape=H,W,C")  # fmt: skip
+        raise UserError(
+            f"config.dataset={config.dataset!r}: image shape unknown here; known: "
+            f"{sorted(IMAGE_SHAPES)}, or pass --input_shape=H,W,C"
+        )
     return IMAGE_SHAPES[config.dataset]
 
 
@@ -64,17 +66,27 @@ def layer_shapes(model: nn.Module, x: jax.Array) -> list[tuple[str, object]]:
 def count_variables(model: nn.Module, x: jax.Array) -> dict[str, int]:
     """Values per variable collection ("params", and e.g. "batch_stats"), from shapes only."""
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-    return {name: sum(leaf.size for leaf in jax.tree.leaves(tree))
-            for name, tree in variables.items()}  # fmt: skip
+    return {
+        name: sum(leaf.size for leaf in jax.tree.leaves(tree)) for name, tree in variables.items()
+    }
 
 
-def summary(config: ml_collections.ConfigDict, shape: tuple[int, int, int], *,
-            num_classes: int = 10, width: int | None = None) -> str:  # fmt: skip
+def summary(
+    config: ml_collections.ConfigDict,
+    shape: tuple[int, int, int],
+    *,
+    num_classes: int = 10,
+    width: int | None = None,
+) -> str:
     """The whole report as text; `width` (terminal columns) also turns on colour."""
     model = build_model(config.model, num_classes=num_classes)
     x = jnp.zeros((1, *shape), jnp.float32)
-    lines = [f"{config.model.name} on {config.dataset}: input {'x'.join(map(str, shape))}, "
-             f"{num_classes} classes", "", f"input shape: {tuple(x.shape)}"]  # fmt: skip
+    lines = [
+        f"{config.model.name} on {config.dataset}: input {'x'.join(map(str, shape))}, "
+        f"{num_classes} classes",
+        "",
+        f"input shape: {tuple(x.shape)}",
+    ]
     lines += [f"{path} output shape: {out}" for path, out in layer_shapes(model, x)]
     console = {"force_terminal": width is not None, "width": width or 120, "no_color": not width}
     table = model.tabulate(jax.random.key(0), x, train=False, console_kwargs=console)
@@ -89,9 +101,11 @@ def define_flags() -> None:
     """Defined only when run as a program: absl's flag registry is global, and `train`
     defines the same --config, so defining them on import would clash in tests."""
     config_flags.DEFINE_config_file(
-        "config", None, "Config file, optionally FILE:arg (e.g. configs/fashion.py:smoke).",
+        "config",
+        None,
+        "Config file, optionally FILE:arg (e.g. configs/fashion.py:smoke).",
         lock_config=True,
-    )  # fmt: skip
+    )
     flags.mark_flag_as_required("config")
     flags.DEFINE_list("input_shape", None, "H,W,C of one image, for other datasets: 64,64,3.")
     flags.DEFINE_integer("num_classes", 10, "Classes of the output layer.")

@@ -36,8 +36,9 @@ class TensorBoardWriter:
             os.makedirs(self.logdir, exist_ok=True)
             # The suffix keeps two writers started in the same second (a quick resume)
             # from sharing a file name, and sorts them in start order as TensorBoard reads.
-            self._events = EventsWriter(os.path.join(self.logdir, "events"),
-                                        filename_suffix=f".{time.time_ns()}")  # fmt: skip
+            self._events = EventsWriter(
+                os.path.join(self.logdir, "events"), filename_suffix=f".{time.time_ns()}"
+            )
             # Steps up to `resume_step` were written by the run that saved the checkpoint;
             # TensorBoard hides older events from `resume_step + 1` on.
             start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
@@ -52,10 +53,12 @@ class TensorBoardWriter:
     def write_scalars(self, step: int, split: str, scalars: Mapping[str, float]) -> None:
         if self._events is None:
             return
-        summary = summary_pb2.Summary(value=[
-            summary_pb2.Summary.Value(tag=f"{split}/{name}", simple_value=float(value))
-            for name, value in scalars.items()
-        ])  # fmt: skip
+        summary = summary_pb2.Summary(
+            value=[
+                summary_pb2.Summary.Value(tag=f"{split}/{name}", simple_value=float(value))
+                for name, value in scalars.items()
+            ]
+        )
         self._events.write_event(
             event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary)
         )
@@ -87,8 +90,10 @@ def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
         for record in _records(path):
             event = event_pb2.Event.FromString(record)
             if event.session_log.status == event_pb2.SessionLog.START:
-                scalars = {tag: [(s, v) for s, v in points if s < event.step]
-                           for tag, points in scalars.items()}  # fmt: skip
+                scalars = {
+                    tag: [(s, v) for s, v in points if s < event.step]
+                    for tag, points in scalars.items()
+                }
             for value in event.summary.value:
                 if value.HasField("simple_value"):
                     scalars.setdefault(value.tag, []).append((event.step, value.simple_value))

@@ -25,7 +25,11 @@ def test_scanned_epochs_match_the_python_loop(tiny_config, tmp_path):
     )
     rows = read_rows(tmp_path / "scan" / "metrics.jsonl")
     assert [(r["step"], r["split"]) for r in rows] == [
-        (8, "train"), (8, "test"), (16, "train"), (16, "test")]  # fmt: skip
+        (8, "train"),
+        (8, "test"),
+        (16, "train"),
+        (16, "test"),
+    ]
 
 
 def test_auto_uses_the_python_loop_on_cpu():
