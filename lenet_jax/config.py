@@ -10,6 +10,7 @@ import os
 import ml_collections
 
 from lenet_jax.errors import UserError
+from lenet_jax.models.band_conv import CONV_IMPLS
 
 PARALLELISM = ("auto", "single", "pmap", "sharded")
 EPOCH_LOOPS = ("auto", "python", "scan")
@@ -31,6 +32,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Before the last dense layer; None = the named model's own default (e.g. 0.5 for
     # cifar_cnn_dropout, 0 for the others).
     config.model.dropout_rate = ml_collections.config_dict.placeholder(float)
+    # How convolutions run: auto (the banded matmul on CPU where it is faster, else XLA's
+    # convolution) | xla | band; None = the model's own default (auto). Same parameters.
+    config.model.conv_impl = ml_collections.config_dict.placeholder(str)
     # Optimizer and learning-rate schedule.
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"  # sgd | adam | adamw
@@ -86,6 +90,7 @@ _CHOICES = {
     "parallelism": PARALLELISM,
     "epoch_loop": EPOCH_LOOPS,
     "compute_dtype": COMPUTE_DTYPES,
+    "model.conv_impl": (None, *CONV_IMPLS),
 }
 _POSITIVE = (
     "batch_size",

@@ -20,6 +20,7 @@ class CifarCNN(nn.Module):
     dropout_rate: float = 0.0
     batch_norm: bool = False
     dtype: Any = jnp.float32  # of the activations; parameters stay float32
+    conv_impl: str = "auto"  # auto | xla | band (lenet_jax.models.band_conv)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -32,7 +33,14 @@ class CifarCNN(nn.Module):
 
     def _conv_block(self, x: jax.Array, features: int, *, train: bool) -> jax.Array:
         # BatchNorm's own shift makes a conv bias redundant.
-        x = nn.Conv(features, (3, 3), padding=1, use_bias=not self.batch_norm, dtype=self.dtype)(x)
+        x = layers.conv(
+            features,
+            (3, 3),
+            impl=self.conv_impl,
+            padding=1,
+            use_bias=not self.batch_norm,
+            dtype=self.dtype,
+        )(x)
         if self.batch_norm:
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
         return layers.pool(nn.relu(x), "max")

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from lenet_jax.models import band_conv
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "sigmoid": nn.sigmoid,
     "relu": nn.relu,
@@ -50,3 +52,10 @@ def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
         # (scripts/benchmark.py, configs/fashion.py: 12.6-14.6 -> 10.2-11.7 ms/step).
         return x.reshape(n, h // window, window, w // window, window, c).max(axis=(2, 4))
     raise ValueError(f"unknown pooling {kind!r}; known: ['avg', 'max']")
+
+
+def conv(features: int, kernel_size: tuple[int, int], *, impl: str = "auto", **kwargs) -> nn.Conv:
+    """nn.Conv whose convolution is `band_conv` where that is the fast path (impl: auto|xla|band)."""
+    return nn.Conv(
+        features, kernel_size, conv_general_dilated=band_conv.conv_general_dilated(impl), **kwargs
+    )

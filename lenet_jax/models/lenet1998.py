@@ -29,20 +29,27 @@ class LeNet1998(nn.Module):
     num_classes: int = 10
     dropout_rate: float = 0.0
     kernel_init: str = "lecun_normal"  # so configs that set model.kernel_init can use it
+    conv_impl: str = "auto"  # auto | xla | band (lenet_jax.models.band_conv)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         init = layers.kernel_init(self.kernel_init)
         x = pad_to_paper_size(x)
-        x = jnp.tanh(nn.Conv(6, (5, 5), padding="VALID", kernel_init=init, name="C1")(x))
+        x = jnp.tanh(self._conv(6, "C1")(x))
         x = layers.pool(x, "avg")
-        x = jnp.tanh(nn.Conv(16, (5, 5), padding="VALID", kernel_init=init, name="C3")(x))
+        x = jnp.tanh(self._conv(16, "C3")(x))
         x = layers.pool(x, "avg")
-        x = jnp.tanh(nn.Conv(120, (5, 5), padding="VALID", kernel_init=init, name="C5")(x))
+        x = jnp.tanh(self._conv(120, "C5")(x))
         x = x.reshape((x.shape[0], -1))  # 1x1x120 on 32x32 inputs
         x = jnp.tanh(nn.Dense(84, kernel_init=init, name="F6")(x))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, kernel_init=init, name="F7")(x)  # the paper's OUTPUT
+
+    def _conv(self, features: int, name: str) -> nn.Conv:
+        init = layers.kernel_init(self.kernel_init)
+        return layers.conv(
+            features, (5, 5), impl=self.conv_impl, padding="VALID", kernel_init=init, name=name
+        )
 
 
 def pad_to_paper_size(x: jax.Array) -> jax.Array:
