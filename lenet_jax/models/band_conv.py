@@ -43,7 +43,7 @@ def band_tile(out_width: int, kernel_width: int) -> int:
     return out_width
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _band_selection(kernel_width: int, tile: int) -> np.ndarray:
     """s[j, a, o] = 1 where input column a of a tile feeds output column o through tap j."""
     s = np.zeros((kernel_width, tile + kernel_width - 1, tile), np.float32)

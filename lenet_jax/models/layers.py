@@ -55,7 +55,7 @@ def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
 
 
 def conv(features: int, kernel_size: tuple[int, int], *, impl: str = "auto", **kwargs) -> nn.Conv:
-    """nn.Conv whose convolution is `band_conv` where that is the fast path (impl: auto|xla|band)."""
+    """nn.Conv running as `band_conv` where that is the fast path (impl: auto|xla|band)."""
     return nn.Conv(
         features, kernel_size, conv_general_dilated=band_conv.conv_general_dilated(impl), **kwargs
     )
