@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 
@@ -224,3 +225,46 @@ def _result(flax: dict) -> dict:
             }
         )
     )
+
+
+def _round(flax_speed: float, ratio: float | None) -> dict:
+    return {"flax": {"pipelined_examples_per_s": flax_speed}, "torch": None, "ratio": ratio}
+
+
+def test_median_round_by_ratio_then_by_flax_speed():
+    by_ratio = [_round(1.0, 1.3), _round(3.0, 0.9), _round(2.0, 1.1)]
+    assert bench.median_round(by_ratio)["ratio"] == 1.1
+    assert bench.median_round(by_ratio[:2])["ratio"] == 0.9  # lower middle of an even count
+    by_speed = [_round(5.0, None), _round(1.0, None), _round(3.0, None)]
+    assert bench.median_round(by_speed)["flax"]["pipelined_examples_per_s"] == 3.0
+
+
+def test_flax_over_torch_ratio():
+    flax = {"pipelined_examples_per_s": 300.0}
+    assert bench.flax_over_torch(flax, {"examples_per_s": 200.0}) == 1.5
+    assert bench.flax_over_torch(flax, None) is None
+    assert bench.flax_over_torch(flax, {"skipped": "no counterpart"}) is None
+
+
+def test_rounds_are_listed_in_the_table():
+    result = _result(
+        {
+            "compile_s": 1.0,
+            "steps": 5,
+            "warmup": 2,
+            "step_ms": {"median": 1.0, "p10": 1.0, "p90": 1.0, "iqr": 0.0},
+            "batch_prep_ms": {"median": 0.1},
+            "blocked_examples_per_s": 1.0,
+            "pipelined_examples_per_s": 1.0,
+            "pipelined_ms_per_step": 1.0,
+            "compiles_while_timing": 0,
+            "num_devices": 1,
+            "strategy": "single",
+        }
+    )
+    result["rounds"] = [
+        {"flax_examples_per_s": 2.0, "torch_examples_per_s": 1.0, "ratio": 2.0},
+        {"flax_examples_per_s": 1.0, "torch_examples_per_s": 1.0, "ratio": 1.0},
+    ]
+    table = bench.format_table(result)
+    assert re.search(r"^rounds +2, flax then torch each: ratios 2.00, 1.00;", table, re.MULTILINE)
