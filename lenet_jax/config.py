@@ -62,7 +62,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Devices.
     config.parallelism = "auto"  # auto | single | pmap | sharded
     config.epoch_loop = "auto"  # python (a jitted step per batch) | scan (one compiled epoch,
-    # data on the device) | auto: scan on GPU/TPU, python on CPU, where XLA runs loops slowly
+    # data on the device) | auto: scan on GPU/TPU, python on CPU (no faster there as a scan)
     config.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
     return config
 

@@ -128,7 +128,9 @@ def make_setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
 def resolve_epoch_loop(epoch_loop: str, strategy: parallel.Strategy) -> str:
     """`auto`: one scanned epoch on an accelerator; a Python loop of steps on XLA:CPU.
 
-    Measured on a 2-core CPU: a scanned d2l-LeNet epoch took 25 s, the Python loop 7.3 s.
+    On a 2-core CPU a scanned d2l-LeNet epoch took 25 s against the loop's 7.3 s with XLA's
+    convolutions; with the banded ones both take 3.1-3.2 s, and the loop keeps its
+    progress bar and mid-epoch preemption.
     """
     if epoch_loop == "auto":
         accelerator = jax.default_backend() != "cpu"
