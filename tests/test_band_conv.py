@@ -115,6 +115,11 @@ def test_strided_convolutions_always_go_to_xla():
     )
 
 
+def test_an_input_smaller_than_the_kernel_goes_to_xla():
+    x, kernel = jnp.ones((1, 3, 3, 1)), jnp.ones((5, 5, 1, 2))
+    assert _uses_xla_conv(lambda x, k: band("band")(x, k, "VALID"), x, kernel)
+
+
 def test_unknown_impl_is_refused():
     with pytest.raises(ValueError, match="unknown conv_impl 'fast'"):
         band("fast")(jnp.ones((1, 6, 6, 1)), jnp.ones((3, 3, 1, 2)), "VALID")

@@ -157,7 +157,8 @@ def conv_general_dilated(impl: str = "auto") -> Callable:
         if plain and use_band(impl, rhs.shape[2]):
             pads = _explicit_padding(padding, lhs.shape, rhs.shape)
             x = jnp.pad(lhs, ((0, 0), *pads, (0, 0))) if any(any(p) for p in pads) else lhs
-            return band_conv(x, rhs, precision=precision)
+            if x.shape[1] >= rhs.shape[0] and x.shape[2] >= rhs.shape[1]:
+                return band_conv(x, rhs, precision=precision)
         return lax.conv_general_dilated(
             lhs,
             rhs,
