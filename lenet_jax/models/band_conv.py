@@ -1,8 +1,8 @@
 """Convolution as a banded matmul: XLA:CPU's fast path for layers with few input channels.
 
 XLA:CPU runs small-channel convolutions far below its matmul speed, worst in the backward
-pass: on LeNet's conv 6->16 the input gradient took 13 ms on one core where the same
-arithmetic as one matmul takes 3.7 ms. `band_conv` rewrites a stride-1 convolution as one
+pass: on LeNet's conv 6->16 the input gradient took 13 ms on one core, 3.7 ms as the
+banded matmul below. `band_conv` rewrites a stride-1 convolution as one
 matmul per tile of `tile` output columns: each output row gathers its kernel's input rows
 (the matmul's K = kernel rows x tile input columns x channels), and the weight becomes a
 banded (K, tile x out channels) matrix built from the kernel. Its gradients are matmuls
@@ -11,7 +11,7 @@ and cheap slices too. The band multiplies zeros; the tile bounds that waste at
 
 `conv_general_dilated(impl)` gives flax's `nn.Conv` a drop-in for `lax.conv_general_dilated`
 that picks per layer: `auto` uses the band on the CPU backend for plain convolutions with
-fewer than `BAND_MAX_IN_FEATURES` input channels (LeNet's layers, CIFAR's first) and XLA's
+at most `BAND_MAX_IN_FEATURES` input channels (LeNet's layers, CIFAR's first) and XLA's
 convolution everywhere else (on GPU/TPU it is the fast one). Parameters keep nn.Conv's
 names and shapes, so checkpoints do not depend on the choice.
 """
@@ -25,8 +25,8 @@ import numpy as np
 from jax import lax
 
 CONV_IMPLS = ("auto", "xla", "band")
-# Measured with scripts/benchmark.py: the band wins on LeNet's 1- and 6-channel inputs,
-# ties on CIFAR's 3-channel input and loses on its 32-channel one.
+# Measured on whole train steps (one CPU core): the band wins on LeNet's 1- and 6-channel
+# inputs, ties on CIFAR's 3-channel input and loses on its 32-channel one.
 BAND_MAX_IN_FEATURES = 7
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
