@@ -14,18 +14,7 @@ from lenet_jax.inference import LoadedRun
 from lenet_jax.models import get_model
 from lenet_jax.state import create_train_state
 
-FASHION = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+FASHION = data_lib.IDX_DATASETS["fashion_mnist"].class_names
 
 
 def assert_png(path, *, min_size=(300, 200)) -> tuple[int, int]:
