@@ -103,8 +103,13 @@ class Pmap(Strategy):
         return jax_utils.unreplicate(state)
 
     def place_batch(self, *arrays: np.ndarray):
-        n = jax.local_device_count()
-        return tuple(a.reshape((n, a.shape[0] // n, *a.shape[1:])) for a in arrays)
+        """On this process's devices now, one slice of the leading device axis on each."""
+        devices = jax.local_devices()
+        sharding = NamedSharding(Mesh(np.array(devices), (AXIS,)), P(AXIS))
+        n = len(devices)
+        return tuple(
+            jax.device_put(a.reshape((n, a.shape[0] // n, *a.shape[1:])), sharding) for a in arrays
+        )
 
     def compile_train(self, step: Callable) -> Callable:
         compiled = jax.pmap(step, axis_name=AXIS, in_axes=(0, 0, 0, None), donate_argnums=0)

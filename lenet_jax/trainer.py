@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from lenet_jax import augment, checkpointing, distributed, parallel, plots, steps
+from lenet_jax import augment, batches, checkpointing, distributed, parallel, plots, steps
 from lenet_jax import config as config_lib
 from lenet_jax import data as data_lib
 from lenet_jax import workdir as workdir_lib
@@ -269,8 +269,8 @@ class Loop:
         batch, per_epoch = self.config.batch_size, self.setup.steps_per_epoch
         dataset, strategy = self.setup.dataset, self.setup.strategy
         order = epoch_order(self.setup.keys["data"], epoch, len(dataset.train_labels))
-        share = strategy.process_slice(batch)
         first = self.step - epoch * per_epoch
+        placed = batches.epoch_batches(strategy, dataset, order, batch, range(first, per_epoch))
         progress = Progress(
             per_epoch,
             epoch + 1,
@@ -281,11 +281,7 @@ class Loop:
             stream=_progress_stream(),
         )
         pending, started, timed_from = [], time.perf_counter(), 0
-        for i in range(first, per_epoch):
-            idx = order[i * batch : (i + 1) * batch][share]
-            images, labels = strategy.place_batch(
-                dataset.train_images[idx], dataset.train_labels[idx]
-            )
+        for i, (images, labels) in zip(range(first, per_epoch), placed):
             state, metrics = self.train_step(state, images, labels, self.setup.keys["train"])
             pending.append(metrics)
             self.step += 1

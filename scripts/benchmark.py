@@ -45,7 +45,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lenet_jax import cli, trainer
+from lenet_jax import batches, cli, trainer
 from lenet_jax.errors import UserError
 from lenet_jax.metrics_log import read_rows
 from lenet_jax.state import create_train_state
@@ -137,7 +137,7 @@ def host_batches(setup: trainer.Setup) -> Callable[[int], tuple[np.ndarray, np.n
         epoch, i = divmod(step, per_epoch)
         if epoch not in orders:
             orders[epoch] = trainer.epoch_order(setup.keys["data"], epoch, num_examples)
-        idx = orders[epoch][i * batch : (i + 1) * batch][share]
+        idx = batches.batch_indices(orders[epoch], batch, i, share)
         return setup.dataset.train_images[idx], setup.dataset.train_labels[idx]
 
     return get
@@ -203,11 +203,13 @@ def _blocked_steps(train_step, state, key, place, first: int, n: int):
 
 
 def _pipelined_steps(train_step, state, key, place, first: int, n: int):
-    """`n` steps as the training loop runs them: dispatched back to back, one sync at the end."""
+    """`n` steps as the training loop runs them: their batches placed first (as one chunk,
+    `lenet_jax.batches`), then dispatched back to back, one sync at the end; all timed."""
     pending = []
     started = time.perf_counter()
-    for step in range(first, first + n):
-        state, metrics = train_step(state, *place(step), key)
+    placed = [place(step) for step in range(first, first + n)]
+    for batch in placed:
+        state, metrics = train_step(state, *batch, key)
         pending.append(metrics)
     jax.block_until_ready((state, pending))
     seconds = time.perf_counter() - started
