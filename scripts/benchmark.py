@@ -1,6 +1,6 @@
 """Benchmark of the trainer's own compiled train step, optionally against eager PyTorch.
 
-  .venv/bin/python scripts/benchmark.py --config configs/fashion_d2l.py --compare-torch --rounds 3
+  .venv/bin/python scripts/benchmark.py --config configs/fashion_d2l.py --compare-torch --rounds 5
   .venv/bin/python scripts/benchmark.py --config configs/fashion.py:smoke --time-to-target \\
       --targets 0.5,0.6 --json runs/bench_smoke.json
   .venv/bin/python scripts/benchmark.py --config configs/cifar10.py --compare-torch \\
