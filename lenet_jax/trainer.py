@@ -129,8 +129,8 @@ def resolve_epoch_loop(epoch_loop: str, strategy: parallel.Strategy) -> str:
     """`auto`: one scanned epoch on an accelerator; a Python loop of steps on XLA:CPU.
 
     On a 2-core CPU a scanned d2l-LeNet epoch took 25 s against the loop's 7.3 s with XLA's
-    convolutions; with the banded ones both take 3.1-3.2 s, and the loop keeps its
-    progress bar and mid-epoch preemption.
+    convolutions; with the banded ones the scan is no faster (2.6-4.0 vs 2.7-3.1 s), and
+    the loop keeps its progress bar and mid-epoch preemption.
     """
     if epoch_loop == "auto":
         accelerator = jax.default_backend() != "cpu"
