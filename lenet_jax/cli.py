@@ -1,19 +1,32 @@
-"""What every command-line entry point shares: bad input is one line and a non-zero exit."""
+"""What every command-line entry point shares: the --config flag, and bad input as one line.
+
+`--config.model.<field>=value` may name a field the config file lacks (a fork's own module
+field); every other override must name an existing field, or it is one line saying which
+fields exist.
+"""
 
 import contextlib
+import difflib
+import os
 import sys
 
 from lenet_jax.errors import UserError
 
 EXIT_USER_ERROR = 2
+OPEN_SECTION = "model"  # the one part of a config a fork may extend (config.lock)
 
 
 @contextlib.contextmanager
 def user_errors_as_one_line():
-    """Prints a UserError as `error: ...` on stderr and exits 2; other errors keep tracebacks."""
+    """Prints a UserError as `error: ...` on stderr and exits 2; other errors keep tracebacks.
+
+    `LENET_JAX_TRACEBACK=1` keeps the traceback of a UserError too, for debugging a model.
+    """
     try:
         yield
     except UserError as e:
+        if os.environ.get("LENET_JAX_TRACEBACK"):
+            raise
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
 
@@ -26,22 +39,75 @@ def _one_line(message: str) -> str:
     return " ".join(lines)
 
 
+def define_config_flag():
+    """`--config FILE[:arg]` with `--config.a.b=v` overrides; read it with `config_or_error`."""
+    from ml_collections import config_flags
+
+    return config_flags.DEFINE_config_file(
+        "config",
+        None,
+        "Config file, optionally FILE:arg (e.g. configs/fashion.py:smoke).",
+        lock_config=False,  # locked by config_or_error, once new model fields are in
+        accept_new_attributes=True,
+    )
+
+
 def config_or_error(config_flag):
-    """The parsed `--config`; ml_collections defers a missing file's error to first use."""
+    """The parsed `--config`, checked and locked (`config.lock`).
+
+    ml_collections defers a missing file's error to first use, and with new attributes
+    allowed it would take a typo such as `--config.optimzer.learning_rate` as a new field:
+    the file is read again, and an override outside `config.model` that names no field of
+    it is refused, with the fields that exist.
+    """
+    from absl import flags
+    from ml_collections import config_flags
+
+    from lenet_jax.config import load_config_file, lock
+
+    if isinstance(config_flag, flags.FlagHolder):
+        config_flag = flags.FLAGS[config_flag.name]
     config = config_flag.value
     try:
         config.get("dataset")  # the deferred error object raises on any attribute
     except OSError as e:
         raise UserError(f"--config: {_one_line(str(e))}") from None
-    return config
+    original = load_config_file(config_flags.get_config_filename(config_flag))
+    for path in sorted(_paths(config) - _paths(original)):
+        if path.split(".")[0] != OPEN_SECTION:
+            raise UserError(_unknown_field(path, original))
+    return lock(config)
+
+
+def _paths(config, prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in config.items():
+        paths.add(prefix + key)
+        if hasattr(value, "items"):
+            paths |= _paths(value, f"{prefix}{key}.")
+    return paths
+
+
+def _unknown_field(path: str, original) -> str:
+    """`unknown config field 'optimzer' (--config.optimzer.lr=...); did you mean ...`."""
+    parts, node, known = path.split("."), original, []
+    for i, part in enumerate(parts):
+        known = sorted(node.keys())
+        if part not in node:
+            field = ".".join(parts[: i + 1])
+            close = difflib.get_close_matches(part, known, n=1)
+            hint = f"; did you mean {'.'.join([*parts[:i], close[0]])!r}?" if close else ""
+            where = f" in {'.'.join(parts[:i])}" if i else ""
+            return (
+                f"unknown config field {field!r} (--config.{path}){hint} Fields{where}: {known}; "
+                f"only config.{OPEN_SECTION} takes new fields (a fork's module fields)"
+            )
+        node = node[part]
+    return f"unknown config field {path!r}"
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, with config-override mistakes turned into one line and exit 2.
-
-    ml_collections raises a bare KeyError (with a did-you-mean hint) for a typo such as
-    `--config.optimzer.learning_rate`; without this it would surface as a traceback.
-    """
+    """absl's flag parsing, with config-override mistakes turned into one line and exit 2."""
     from absl import flags
 
     try:

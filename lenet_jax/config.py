@@ -1,7 +1,9 @@
 """Shared config defaults and validation; the files in `configs/` start from `base_config()`.
 
 Every field the trainer reads exists here, so `--config.some.field=...` overrides work
-for every config, and a locked config turns a typo into an error.
+for every config, and a locked config turns a typo into an error. `config.model` alone
+stays open: a fork's module declares its own fields, and the config may carry them
+(`models.registry` passes each module only the fields it declares).
 """
 
 import importlib.util
@@ -10,13 +12,8 @@ import os
 import ml_collections
 
 from lenet_jax.errors import UserError
-from lenet_jax.models.band_conv import CONV_IMPLS
 
-PARALLELISM = ("auto", "single", "pmap", "sharded")
-EPOCH_LOOPS = ("auto", "python", "scan")
 COMPUTE_DTYPES = ("float32", "bfloat16")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine", "warmup_cosine", "onecycle")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -26,7 +23,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.data_dir = ""  # local files; "" = the dataset's default place, then TFDS
     config.num_train_examples = 0  # 0 = the whole train split; fewer for smoke runs
     config.num_test_examples = 0  # 0 = the whole test split
-    # Model: `name` picks a registered model; the other fields are its keyword arguments.
+    # Model: `name` picks a registered model or names `package.module:attr`; the other
+    # fields go to it where it declares them (a fork adds its own: --config.model.width=32).
     config.model = ml_collections.ConfigDict()
     config.model.name = "lenet_modern"
     # Before the last dense layer; None = the named model's own default (e.g. 0.5 for
@@ -84,14 +82,23 @@ def _require(ok: bool, field: str, allowed: str, value) -> None:
         raise UserError(f"config.{field}={value!r} is not allowed; expected {allowed}")
 
 
-_CHOICES = {
-    "optimizer.name": OPTIMIZERS,
-    "optimizer.schedule": SCHEDULES,
-    "parallelism": PARALLELISM,
-    "epoch_loop": EPOCH_LOOPS,
-    "compute_dtype": COMPUTE_DTYPES,
-    "model.conv_impl": (None, *CONV_IMPLS),
-}
+def _choices() -> dict[str, tuple]:
+    """The allowed values of each choice field, read from the registries that define them."""
+    from lenet_jax.ops.band_conv import CONV_IMPLS
+    from lenet_jax.training.epochs import EPOCH_LOOPS
+    from lenet_jax.training.optim import OPTIMIZERS, SCHEDULES
+    from lenet_jax.training.parallel import PARALLELISM
+
+    return {
+        "optimizer.name": tuple(OPTIMIZERS),
+        "optimizer.schedule": tuple(SCHEDULES),
+        "parallelism": PARALLELISM,
+        "epoch_loop": EPOCH_LOOPS,
+        "compute_dtype": COMPUTE_DTYPES,
+        "model.conv_impl": (None, *CONV_IMPLS),
+    }
+
+
 _POSITIVE = (
     "batch_size",
     "eval_batch_size",
@@ -113,7 +120,7 @@ def _field(config: ml_collections.ConfigDict, path: str):
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks the fields that do not depend on the data; one error naming the field."""
-    for path, allowed in _CHOICES.items():
+    for path, allowed in _choices().items():
         _require(_field(config, path) in allowed, path, list(allowed), _field(config, path))
     for path in _POSITIVE:
         _require(_field(config, path) > 0, path, "a positive number", _field(config, path))
@@ -136,5 +143,11 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     config = module.get_config(arg) if arg else module.get_config()
+    return lock(config)
+
+
+def lock(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Locks every field but `config.model`'s, which a fork extends with its module's own."""
     config.lock()
+    config.model.unlock()
     return config

@@ -1,8 +1,8 @@
 """`python -m lenet_jax.evaluate --workdir DIR [--checkpoint latest|best|STEP]`.
 
 Restores a checkpoint and the run's config, evaluates the test split and prints one JSON
-line (accuracy, loss, per-class accuracy, confusion matrix); also writes DIR/eval.json
-and the plots in DIR/plots/.
+line (every metric training reports, per-class accuracy, confusion matrix); also writes
+DIR/eval.json and the plots in DIR/plots/.
 """
 
 import json
@@ -10,11 +10,25 @@ import os
 
 from absl import app, flags, logging
 
-from lenet_jax import cli, plots
-from lenet_jax.inference import evaluation_report, load_run, predict_split
+from lenet_jax import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "latest, best, or a step number.")
+
+
+def evaluate_workdir(workdir: str, checkpoint: str = "best") -> dict:
+    """The evaluation report of `checkpoint` in `workdir`; writes eval.json and the plots."""
+    from lenet_jax.report import plots
+    from lenet_jax.report.evaluation import evaluation_report
+    from lenet_jax.report.inference import load_run, predict_split
+
+    snapshot = load_run(workdir, checkpoint)
+    logits, labels = predict_split(snapshot)
+    report = evaluation_report(snapshot, logits, labels)
+    report["plots"] = plots.write_run_plots(workdir, snapshot, logits)
+    with open(os.path.join(workdir, "eval.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    return report
 
 
 def main(argv: list[str]) -> None:
@@ -22,12 +36,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.ERROR)  # orbax warns that read-only is read-only
     with cli.user_errors_as_one_line():
-        run = load_run(_WORKDIR.value, _CHECKPOINT.value)
-        logits, labels = predict_split(run)
-        report = evaluation_report(run, logits, labels)
-        report["plots"] = plots.write_run_plots(_WORKDIR.value, run, logits)
-    with open(os.path.join(_WORKDIR.value, "eval.json"), "w") as f:
-        json.dump(report, f, indent=2)
+        report = evaluate_workdir(_WORKDIR.value, _CHECKPOINT.value)
     print(json.dumps(report), flush=True)
 
 

@@ -17,14 +17,14 @@ classified; the exit status is then 1.
 import json
 import sys
 
-import jax
 import numpy as np
 from absl import app, flags, logging
 from PIL import Image, UnidentifiedImageError
 
-from lenet_jax import cli, steps
+from lenet_jax import cli
 from lenet_jax.errors import UserError
-from lenet_jax.inference import LoadedRun, load_run
+from lenet_jax.report.inference import load_run, predict_images
+from lenet_jax.training.run import Snapshot
 
 TOP_K = 3
 EXIT_SOME_FAILED = 1
@@ -64,12 +64,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def classify(run: LoadedRun, images: np.ndarray) -> np.ndarray:
+def classify(run: Snapshot, images: np.ndarray) -> np.ndarray:
     """Class probabilities (N, classes) for uint8 NHWC `images`."""
-    predict = jax.jit(
-        steps.make_predict_step(run.model, mean=run.dataset.mean, std=run.dataset.std)
-    )
-    return softmax(np.asarray(predict(run.state, images), np.float64))
+    return softmax(np.asarray(predict_images(run, images), np.float64))
 
 
 def top_k(probabilities: np.ndarray, class_names, k: int = TOP_K) -> list[tuple[str, float]]:
@@ -88,7 +85,7 @@ def format_result(
     return "".join(f"{path}: {note}\n" for note in notes) + f"{path}: {top[0][0]}  ({ranked})"
 
 
-def predict_files(run: LoadedRun, paths: list[str], *, as_json: bool = False) -> int:
+def predict_files(run: Snapshot, paths: list[str], *, as_json: bool = False) -> int:
     """Prints a result per readable file and an error line per other; returns the exit code."""
     loaded, failed = [], 0
     for path in paths:

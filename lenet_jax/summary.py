@@ -2,8 +2,9 @@
 
 Prints d2l-style lines ("Conv_0 output shape: (1, 28, 28, 6)"), then flax's table of
 each layer's inputs, outputs and parameters, then the total parameter count. The input
-shape comes from a small table of the known datasets rather than from loading the data,
-so the summary is instant; `--input_shape` covers any other dataset.
+shape comes from the dataset registry rather than from loading the data, so the summary
+is instant; `--input_shape` covers any other dataset. The model is built and checked
+through the same contract as in training, so a fork's module fails here as it would there.
 """
 
 import shutil
@@ -14,17 +15,12 @@ import jax.numpy as jnp
 import ml_collections
 from absl import app, flags, logging
 from flax import linen as nn
-from ml_collections import config_flags
+from flax import nnx
 
 from lenet_jax import cli
+from lenet_jax.data import DATASETS, known_datasets
 from lenet_jax.errors import UserError
-from lenet_jax.models import build_model
-
-IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
-    "fashion_mnist": (28, 28, 1),
-    "mnist": (28, 28, 1),
-    "cifar10": (32, 32, 3),
-}
+from lenet_jax.models import LinenModel, build_model
 
 
 def image_shape(config: ml_collections.ConfigDict, override: list[str] | None = None):
@@ -37,15 +33,15 @@ def image_shape(config: ml_collections.ConfigDict, override: list[str] | None = 
         if len(shape) != 3 or min(shape) < 1:
             raise UserError(f"--input_shape={','.join(override)}: expected H,W,C, e.g. 28,28,1")
         return shape
-    if config.dataset not in IMAGE_SHAPES:
+    if config.dataset not in DATASETS:
         raise UserError(
             f"config.dataset={config.dataset!r}: image shape unknown here; known: "
-            f"{sorted(IMAGE_SHAPES)}, or pass --input_shape=H,W,C"
+            f"{known_datasets()}, or pass --input_shape=H,W,C"
         )
-    return IMAGE_SHAPES[config.dataset]
+    return DATASETS[config.dataset].image_shape
 
 
-def layer_shapes(model: nn.Module, x: jax.Array) -> list[tuple[str, object]]:
+def layer_shapes(model: nn.Module, x: jax.Array, **kwargs) -> list[tuple[str, object]]:
     """(submodule path, output shape) per submodule call, innermost first, as traced.
 
     Shapes come from an abstract `init` (`jax.eval_shape`), so nothing is computed.
@@ -59,16 +55,12 @@ def layer_shapes(model: nn.Module, x: jax.Array) -> list[tuple[str, object]]:
         return out
 
     with nn.intercept_methods(record):
-        jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+        jax.eval_shape(lambda: model.init(jax.random.key(0), x, **kwargs))
     return shapes
 
 
-def count_variables(model: nn.Module, x: jax.Array) -> dict[str, int]:
-    """Values per variable collection ("params", and e.g. "batch_stats"), from shapes only."""
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-    return {
-        name: sum(leaf.size for leaf in jax.tree.leaves(tree)) for name, tree in variables.items()
-    }
+def count_values(tree) -> int:
+    return sum(leaf.size for leaf in jax.tree.leaves(tree))
 
 
 def summary(
@@ -80,6 +72,7 @@ def summary(
 ) -> str:
     """The whole report as text; `width` (terminal columns) also turns on colour."""
     model = build_model(config.model, num_classes=num_classes)
+    model.check(shape, num_classes)
     x = jnp.zeros((1, *shape), jnp.float32)
     lines = [
         f"{config.model.name} on {config.dataset}: input {'x'.join(map(str, shape))}, "
@@ -87,25 +80,29 @@ def summary(
         "",
         f"input shape: {tuple(x.shape)}",
     ]
-    lines += [f"{path} output shape: {out}" for path, out in layer_shapes(model, x)]
-    console = {"force_terminal": width is not None, "width": width or 120, "no_color": not width}
-    table = model.tabulate(jax.random.key(0), x, train=False, console_kwargs=console)
+    if isinstance(model, LinenModel):
+        module, kwargs = model.module_for(False), model.call_kwargs(False)
+        lines += [f"{path} output shape: {out}" for path, out in layer_shapes(module, x, **kwargs)]
+        console = {
+            "force_terminal": width is not None,
+            "width": width or 120,
+            "no_color": not width,
+        }
+        table = module.tabulate(jax.random.key(0), x, **kwargs, console_kwargs=console)
+    else:
+        table = nnx.tabulate(model.module, x, console_kwargs={"width": width or 120})
     lines += [line.rstrip() for line in table.rstrip().splitlines()]
-    counts = count_variables(model, x)
-    lines += ["", f"total parameters: {counts.pop('params', 0):,}"]
-    lines += [f"{name}: {n:,} values (not trained)" for name, n in counts.items()]
+    params, batch_stats = jax.eval_shape(model.init, jax.random.key(0), x)
+    lines += ["", f"total parameters: {count_values(params):,}"]
+    if jax.tree.leaves(batch_stats):
+        lines.append(f"batch_stats: {count_values(batch_stats):,} values (not trained)")
     return "\n".join(lines)
 
 
 def define_flags() -> None:
     """Defined only when run as a program: absl's flag registry is global, and `train`
     defines the same --config, so defining them on import would clash in tests."""
-    config_flags.DEFINE_config_file(
-        "config",
-        None,
-        "Config file, optionally FILE:arg (e.g. configs/fashion.py:smoke).",
-        lock_config=True,
-    )
+    cli.define_config_flag()
     flags.mark_flag_as_required("config")
     flags.DEFINE_list("input_shape", None, "H,W,C of one image, for other datasets: 64,64,3.")
     flags.DEFINE_integer("num_classes", 10, "Classes of the output layer.")
@@ -118,8 +115,9 @@ def main(argv: list[str]) -> None:
     args = flags.FLAGS
     width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else None
     with cli.user_errors_as_one_line():
-        shape = image_shape(args.config, args.input_shape)
-        text = summary(args.config, shape, num_classes=args.num_classes, width=width)
+        config = cli.config_or_error(flags.FLAGS["config"])
+        shape = image_shape(config, args.input_shape)
+        text = summary(config, shape, num_classes=args.num_classes, width=width)
     print(text, flush=True)
 
 

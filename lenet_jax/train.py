@@ -1,22 +1,22 @@
 """Command line: `python -m lenet_jax.train --config configs/fashion.py --workdir runs/fashion`.
 
-Flags only; the loop is `trainer.train_and_evaluate`. Rerunning the same command on the
-same workdir resumes from the latest checkpoint.
+Flags only; the loop is `train_and_evaluate` (importable from here, as in the flax
+examples). Rerunning the same command on the same workdir resumes from the latest
+checkpoint. The plots are drawn here, after training returns, so importing this module
+imports no plotting library.
 """
 
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from lenet_jax import cli, distributed, trainer
+from lenet_jax import cli
+from lenet_jax.training import distributed
+from lenet_jax.training.loop import Preempted, TrainResult, train_and_evaluate
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    None,
-    "Config file, optionally FILE:arg (e.g. configs/fashion.py:smoke).",
-    lock_config=True,
-)
+__all__ = ["Preempted", "TrainResult", "train_and_evaluate"]
+
+_CONFIG = cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 flags.mark_flags_as_required(["config", "workdir"])
 _COORDINATOR = flags.DEFINE_string(
@@ -32,12 +32,17 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save step at INFO
     with cli.user_errors_as_one_line():
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        config = cli.config_or_error(_CONFIG)
         try:
-            test = trainer.train_and_evaluate(cli.config_or_error(_CONFIG), _WORKDIR.value)
-        except trainer.Preempted as e:
+            result = train_and_evaluate(config, _WORKDIR.value)
+        except Preempted as e:
             print(f"{e}. Rerun the same command to resume.", flush=True)
             sys.exit(143)
     if distributed.is_main_process():
+        from lenet_jax.report import plots  # matplotlib, only once training is done
+
+        plots.write_run_plots(_WORKDIR.value, result)
+        test = result.test
         print(
             f"final test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
             f"outputs in {_WORKDIR.value}",

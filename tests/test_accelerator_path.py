@@ -5,10 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lenet_jax import parallel, trainer
 from lenet_jax.errors import UserError
-from lenet_jax.inference import load_run
-from lenet_jax.metrics_log import read_rows
+from lenet_jax.report.inference import load_run
+from lenet_jax.training import epochs, parallel
+from lenet_jax.training import loop as trainer
+from lenet_jax.training.metrics_log import read_rows
 
 
 def test_scanned_epochs_match_the_python_loop(tiny_config, tmp_path):
@@ -16,7 +17,7 @@ def test_scanned_epochs_match_the_python_loop(tiny_config, tmp_path):
     results = {}
     for loop in ("python", "scan"):
         tiny_config.epoch_loop = loop
-        results[loop] = trainer.train_and_evaluate(tiny_config, str(tmp_path / loop))
+        results[loop] = trainer.train_and_evaluate(tiny_config, str(tmp_path / loop)).test
     assert results["scan"]["loss"] == pytest.approx(results["python"]["loss"], abs=1e-4)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
@@ -33,7 +34,7 @@ def test_scanned_epochs_match_the_python_loop(tiny_config, tmp_path):
 
 
 def test_auto_uses_the_python_loop_on_cpu():
-    assert trainer.resolve_epoch_loop("auto", parallel.Strategy()) == "python"
+    assert epochs.resolve_epoch_loop("auto", parallel.Strategy()) == "python"
 
 
 def test_scan_with_pmap_is_refused(tiny_config, tmp_path):
@@ -45,7 +46,7 @@ def test_scan_with_pmap_is_refused(tiny_config, tmp_path):
 
 def test_bfloat16_compute_trains_with_float32_parameters(tiny_config, tmp_path):
     tiny_config.compute_dtype = "bfloat16"
-    test = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    test = trainer.train_and_evaluate(tiny_config, str(tmp_path)).test
     params = load_run(str(tmp_path), "latest").state.params
     assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype("float32")}
     assert test["accuracy"] > 0.5

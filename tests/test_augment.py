@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lenet_jax import augment
+from lenet_jax.training import augment
 
 SHAPE = (8, 12, 10, 3)  # H != W catches a swapped axis
 

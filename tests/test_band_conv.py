@@ -10,7 +10,8 @@ from jax import lax
 
 from lenet_jax import config as config_lib
 from lenet_jax.errors import UserError
-from lenet_jax.models import band_conv, get_model
+from lenet_jax.models import get_model
+from lenet_jax.ops import band_conv
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 # (input h, w, kernel h, w, in, out channels, padding as flax passes it)

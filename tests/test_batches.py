@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from lenet_jax import batches, data, parallel
+from lenet_jax import data
+from lenet_jax.training import batches, parallel
 
 
 def _dataset(num: int = 40) -> data.Dataset:
@@ -33,7 +34,11 @@ def test_batches_follow_the_epoch_order_from_a_mid_epoch_start(strategy_name):
     ds, batch = _dataset(), 8  # 32 bytes of images per batch: chunks of 2 batches, then 1
     order = np.random.default_rng(0).permutation(40)
     strategy = parallel.create(strategy_name)
-    got = list(batches.epoch_batches(strategy, ds, order, batch, range(2, 5), chunk_bytes=64))
+    got = list(
+        batches.epoch_batches(
+            strategy, ds.train_images, ds.train_labels, order, batch, range(2, 5), chunk_bytes=64
+        )
+    )
     assert len(got) == 3
     for index, (images, labels) in zip(range(2, 5), got):
         expected = order[index * batch : (index + 1) * batch]
@@ -47,7 +52,9 @@ def test_batches_follow_the_epoch_order_from_a_mid_epoch_start(strategy_name):
 def test_a_chunk_is_placed_only_when_its_first_batch_is_needed():
     ds, batch = _dataset(), 4  # 16 bytes of images per batch
     strategy = CountingStrategy()
-    placed = batches.epoch_batches(strategy, ds, np.arange(40), batch, range(10), chunk_bytes=48)
+    placed = batches.epoch_batches(
+        strategy, ds.train_images, ds.train_labels, np.arange(40), batch, range(10), chunk_bytes=48
+    )
     assert strategy.placed == 0
     next(placed)
     assert strategy.placed == 3  # the first chunk: 48 // 16 batches
@@ -59,6 +66,8 @@ def test_a_chunk_is_placed_only_when_its_first_batch_is_needed():
 
 def test_a_batch_larger_than_a_chunk_is_placed_alone():
     strategy = CountingStrategy()
-    placed = batches.epoch_batches(strategy, _dataset(), np.arange(40), 8, range(5), chunk_bytes=1)
+    placed = batches.epoch_batches(
+        strategy, *_dataset().split("train"), np.arange(40), 8, range(5), chunk_bytes=1
+    )
     next(placed)
     assert strategy.placed == 1

@@ -1,4 +1,4 @@
-"""scripts/benchmark.py: its measurement on the tiny dataset, and its pure helpers exactly."""
+"""scripts/benchmark.py and lenet_jax/bench: measurement on the tiny dataset, helpers exactly."""
 
 import importlib.util
 import json
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from lenet_jax import trainer
+from lenet_jax.bench import machine, report, step_timing, targets, torch_reference
 from lenet_jax.config import load_config_file
 from lenet_jax.errors import UserError
+from lenet_jax.training import run as run_lib
 
 
 def _load_script():
@@ -40,7 +41,7 @@ def test_importing_the_script_next_to_the_train_cli_defines_no_flags():
 
 
 def test_measure_steps_times_the_compiled_step_without_recompiling(tiny_config):
-    result = bench.measure_steps(tiny_config, steps=5, warmup=2)
+    result = step_timing.measure_steps(tiny_config, steps=5, warmup=2)
     assert result["compile_s"] > 0 and result["pipelined_s"] > 0
     step = result["step_ms"]
     assert 0 < step["min"] <= step["p10"] <= step["median"] <= step["p90"] <= step["max"]
@@ -53,26 +54,26 @@ def test_measure_steps_times_the_compiled_step_without_recompiling(tiny_config):
     assert result["final_step"] == 13 and result["steps_per_epoch"] == 512 // 64
     assert result["compiles_while_timing"] == 0
     assert np.isfinite(result["final_loss"])
-    table = bench.format_table(_result(result))
+    table = report.format_table(_result(result))
     assert "pipelined ex/s" in table and "median" in table
 
 
 def test_measure_steps_refuses_no_steps(tiny_config):
     with pytest.raises(UserError, match="--steps=0"):
-        bench.measure_steps(tiny_config, steps=0, warmup=2)
+        step_timing.measure_steps(tiny_config, steps=0, warmup=2)
 
 
 def test_host_batches_follow_the_trainers_epoch_order(tiny_config):
-    setup = trainer.make_setup(tiny_config, "")
-    batch_at = bench.host_batches(setup)
-    order = trainer.epoch_order(setup.keys["data"], 1, 512)
+    setup = run_lib.build_run(tiny_config)
+    batch_at = step_timing.host_batches(setup)
+    order = run_lib.epoch_order(setup.keys["data"], 1, 512)
     images, labels = batch_at(8 + 3)  # epoch 1, batch 3
     np.testing.assert_array_equal(labels, setup.dataset.train_labels[order[192:256]])
     np.testing.assert_array_equal(images, setup.dataset.train_images[order[192:256]])
 
 
 def test_summarize_ms_exact():
-    summary = bench.summarize_ms([0.001, 0.002, 0.003, 0.004, 0.005])
+    summary = machine.summarize_ms([0.001, 0.002, 0.003, 0.004, 0.005])
     assert summary == {
         "median": 3.0,
         "p10": 1.4,
@@ -97,17 +98,17 @@ def _rows(test_accuracies, epoch_seconds):
 
 def test_time_to_targets_takes_the_first_epoch_reaching_each_target():
     rows = _rows([0.5, 0.75, 0.625, 0.875], [2.5, 1.25, 1.0, 0.5])
-    assert bench.time_to_targets(rows, [0.5, 0.7, 0.8, 0.9]) == {
+    assert targets.time_to_targets(rows, [0.5, 0.7, 0.8, 0.9]) == {
         "0.5": {"epoch": 1, "step": 10, "test_accuracy": 0.5, "train_seconds": 2.5},
         "0.7": {"epoch": 2, "step": 20, "test_accuracy": 0.75, "train_seconds": 3.75},
         "0.8": {"epoch": 4, "step": 40, "test_accuracy": 0.875, "train_seconds": 5.25},
         "0.9": None,
     }
-    assert bench.time_to_targets([], [0.5]) == {"0.5": None}
+    assert targets.time_to_targets([], [0.5]) == {"0.5": None}
 
 
 def test_run_time_to_target_trains_in_a_temporary_workdir(tiny_config):
-    result = bench.run_time_to_target(tiny_config, [0.01, 1.5])
+    result = targets.run_time_to_target(tiny_config, [0.01, 1.5])
     assert result["epochs"] == 2 and len(result["test_accuracy_by_epoch"]) == 2
     assert result["wall_s"] >= result["train_s"] > 0
     assert result["targets"]["0.01"]["epoch"] == 1
@@ -117,13 +118,16 @@ def test_run_time_to_target_trains_in_a_temporary_workdir(tiny_config):
 
 def test_torch_counterparts_and_their_differences():
     d2l = load_config_file(str(REPO / "configs" / "fashion_d2l.py"))
-    assert bench.torch_counterpart(d2l) == ("d2l_lenet", [])
+    assert torch_reference.torch_counterpart(d2l) == ("d2l_lenet", [])
     d2l.optimizer.momentum = 0.9
-    assert bench.torch_counterpart(d2l) == ("d2l_lenet", ["sgd momentum 0.9 (torch_ref: none)"])
+    assert torch_reference.torch_counterpart(d2l) == (
+        "d2l_lenet",
+        ["sgd momentum 0.9 (torch_ref: none)"],
+    )
     modern = load_config_file(str(REPO / "configs" / "fashion.py"))
-    assert bench.torch_counterpart(modern) == (None, [])
+    assert torch_reference.torch_counterpart(modern) == (None, [])
     cifar = load_config_file(str(REPO / "configs" / "cifar10.py"))
-    model, differences = bench.torch_counterpart(cifar)
+    model, differences = torch_reference.torch_counterpart(cifar)
     assert model == "cifar_cnn"
     assert differences == [
         "cosine lr schedule (torch_ref: constant)",
@@ -134,11 +138,11 @@ def test_torch_counterparts_and_their_differences():
 def test_missing_torch_is_one_error_naming_the_pinned_wheel(tmp_path, monkeypatch):
     script = tmp_path / "torch_ref.py"
     script.write_text("")
-    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(torch_reference.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(UserError, match=r"pip install torch==2\.13\.0"):
-        bench.check_torch_ref(script)
+        torch_reference.check_torch_ref(script)
     with pytest.raises(UserError, match="no torch reference script"):
-        bench.check_torch_ref(tmp_path / "absent.py")
+        torch_reference.check_torch_ref(tmp_path / "absent.py")
 
 
 def test_run_torch_ref_passes_the_config_and_reads_the_json_line(tmp_path):
@@ -151,7 +155,7 @@ def test_run_torch_ref_passes_the_config_and_reads_the_json_line(tmp_path):
     )
     cifar = load_config_file(str(REPO / "configs" / "cifar10.py"))
     cifar.data_dir = "/data/cifar"
-    result = bench.run_torch_ref(cifar, "cifar_cnn", steps=7, script=fake)
+    result = torch_reference.run_torch_ref(cifar, "cifar_cnn", steps=7, script=fake)
     assert result["argv"] == [
         "cifar_cnn",
         "--epochs=1",
@@ -169,7 +173,7 @@ def test_run_torch_ref_failure_is_a_user_error(tmp_path):
     fake.write_text("import sys\nsys.exit('no data here')\n")
     d2l = load_config_file(str(REPO / "configs" / "fashion_d2l.py"))
     with pytest.raises(UserError, match="exit 1.*no data here"):
-        bench.run_torch_ref(d2l, "d2l_lenet", steps=3, script=fake)
+        torch_reference.run_torch_ref(d2l, "d2l_lenet", steps=3, script=fake)
 
 
 def test_dehyphenate_only_renames_the_scripts_own_flags():
@@ -186,10 +190,10 @@ def test_dehyphenate_only_renames_the_scripts_own_flags():
 
 
 def test_targets_are_parsed_and_checked():
-    assert bench._parse_targets("0.85, 0.9") == [0.85, 0.9]
+    assert bench.parse_targets("0.85, 0.9") == [0.85, 0.9]
     for bad in ("", "x", "1.5"):
         with pytest.raises(UserError, match="--targets"):
-            bench._parse_targets(bad)
+            bench.parse_targets(bad)
 
 
 def _result(flax: dict) -> dict:
@@ -204,7 +208,7 @@ def _result(flax: dict) -> dict:
                 "batch_size": 64,
                 "optimizer": "adam",
                 "learning_rate": 0.002,
-                "machine": bench.machine_facts(),
+                "machine": machine.machine_facts(),
                 "flax": flax,
                 "torch": {
                     "model": "d2l_lenet",
@@ -233,17 +237,17 @@ def _round(flax_speed: float, ratio: float | None) -> dict:
 
 def test_median_round_by_ratio_then_by_flax_speed():
     by_ratio = [_round(1.0, 1.3), _round(3.0, 0.9), _round(2.0, 1.1)]
-    assert bench.median_round(by_ratio)["ratio"] == 1.1
-    assert bench.median_round(by_ratio[:2])["ratio"] == 0.9  # lower middle of an even count
+    assert report.median_round(by_ratio)["ratio"] == 1.1
+    assert report.median_round(by_ratio[:2])["ratio"] == 0.9  # lower middle of an even count
     by_speed = [_round(5.0, None), _round(1.0, None), _round(3.0, None)]
-    assert bench.median_round(by_speed)["flax"]["pipelined_examples_per_s"] == 3.0
+    assert report.median_round(by_speed)["flax"]["pipelined_examples_per_s"] == 3.0
 
 
 def test_flax_over_torch_ratio():
     flax = {"pipelined_examples_per_s": 300.0}
-    assert bench.flax_over_torch(flax, {"examples_per_s": 200.0}) == 1.5
-    assert bench.flax_over_torch(flax, None) is None
-    assert bench.flax_over_torch(flax, {"skipped": "no counterpart"}) is None
+    assert report.flax_over_torch(flax, {"examples_per_s": 200.0}) == 1.5
+    assert report.flax_over_torch(flax, None) is None
+    assert report.flax_over_torch(flax, {"skipped": "no counterpart"}) is None
 
 
 def test_rounds_are_listed_in_the_table():
@@ -266,5 +270,5 @@ def test_rounds_are_listed_in_the_table():
         {"flax_examples_per_s": 2.0, "torch_examples_per_s": 1.0, "ratio": 2.0},
         {"flax_examples_per_s": 1.0, "torch_examples_per_s": 1.0, "ratio": 1.0},
     ]
-    table = bench.format_table(result)
+    table = report.format_table(result)
     assert re.search(r"^rounds +2, flax then torch each: ratios 2.00, 1.00;", table, re.MULTILINE)

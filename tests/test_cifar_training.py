@@ -6,9 +6,10 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
-from lenet_jax import checkpointing, trainer
 from lenet_jax.config import load_config_file
-from lenet_jax.inference import load_run
+from lenet_jax.report.inference import load_run
+from lenet_jax.training import checkpointing
+from lenet_jax.training import loop as trainer
 
 CLASSES = ("cat", "dog", "ship")
 
@@ -45,7 +46,7 @@ def aug_config(colour_folder):
 
 
 def test_bn_augmented_run_learns_and_checkpoints_batch_statistics(aug_config, tmp_path):
-    test = trainer.train_and_evaluate(aug_config, str(tmp_path))
+    test = trainer.train_and_evaluate(aug_config, str(tmp_path)).test
     run = load_run(str(tmp_path), "latest")
     assert run.dataset.class_names == CLASSES
     stats = run.state.batch_stats
@@ -68,7 +69,7 @@ def test_round_trip_keeps_batch_statistics_exactly(aug_config, tmp_path):
 
 
 def test_augmented_resume_is_bit_identical(aug_config, tmp_path):
-    full = trainer.train_and_evaluate(aug_config, str(tmp_path / "full"))
+    full = trainer.train_and_evaluate(aug_config, str(tmp_path / "full")).test
     # Interrupt by keeping only the first epoch's checkpoint, then rerun the same config.
     trainer.train_and_evaluate(aug_config, str(tmp_path / "resumed"))
     ckpt_dir = tmp_path / "resumed" / "checkpoints"
@@ -76,7 +77,7 @@ def test_augmented_resume_is_bit_identical(aug_config, tmp_path):
     for p in ckpt_dir.iterdir():
         if p.name.isdigit() and int(p.name) != first_epoch_step:
             p.rename(tmp_path / f"set_aside_{p.name}")
-    resumed = trainer.train_and_evaluate(aug_config, str(tmp_path / "resumed"))
+    resumed = trainer.train_and_evaluate(aug_config, str(tmp_path / "resumed")).test
     assert resumed == full
     a = load_run(str(tmp_path / "full"), "latest").state
     b = load_run(str(tmp_path / "resumed"), "latest").state

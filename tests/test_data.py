@@ -1,5 +1,6 @@
 """Dataset resolution: local IDX files with checksums, TFDS as the fallback, clear errors."""
 
+import dataclasses
 import gzip
 import shutil
 import time
@@ -57,7 +58,7 @@ def test_gzipped_and_raw_files_give_the_same_arrays(tmp_path):
     images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28) % 251
     write_idx(tmp_path / "raw", images)
     write_idx(tmp_path / "packed", images, gz=True)
-    from lenet_jax import idx
+    from lenet_jax.data import idx
 
     for name in ("raw", "packed.gz"):
         path = str(tmp_path / name)
@@ -89,18 +90,18 @@ def test_data_dir_without_files_says_which_are_missing(tmp_path):
 
 
 def test_missing_data_offline_says_how_to_get_it(monkeypatch, tmp_path):
-    spec = data.IDX_DATASETS["fashion_mnist"]
-    absent = data.IdxSpec(spec.class_names, spec.files, str(tmp_path / "absent"), spec.install_hint)
-    monkeypatch.setitem(data.IDX_DATASETS, "fashion_mnist", absent)
+    spec = data.DATASETS["fashion_mnist"]
+    absent = dataclasses.replace(spec, default_dir=str(tmp_path / "absent"))
+    monkeypatch.setitem(data.DATASETS, "fashion_mnist", absent)
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
         data.load_dataset("fashion_mnist")
 
 
 def test_tfds_is_the_fallback_when_no_local_files(monkeypatch, tmp_path):
-    spec = data.IDX_DATASETS["fashion_mnist"]
-    absent = data.IdxSpec(spec.class_names, spec.files, str(tmp_path / "absent"), spec.install_hint)
-    monkeypatch.setitem(data.IDX_DATASETS, "fashion_mnist", absent)
+    spec = data.DATASETS["fashion_mnist"]
+    absent = dataclasses.replace(spec, default_dir=str(tmp_path / "absent"))
+    monkeypatch.setitem(data.DATASETS, "fashion_mnist", absent)
     with tfds.testing.mock_data(num_examples=12):
         ds = data.load_dataset("fashion_mnist")
     assert ds.source == "tfds"

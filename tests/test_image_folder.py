@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lenet_jax import image_folder
+from lenet_jax.data import image_folder
+from lenet_jax.data.image_folder import load_image_folder
 from lenet_jax.errors import UserError
-from lenet_jax.image_folder import load_image_folder
 
 CIFAR_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 CIFAR_CLASSES = [

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from lenet_jax.models import layers
+from lenet_jax.ops import layers
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])

@@ -57,7 +57,7 @@ def test_build_model_rejects_a_field_the_model_lacks():
 
 def test_build_model_passes_config_fields_and_num_classes():
     cfg = ml_collections.ConfigDict({"name": "lenet_d2l", "kernel_init": "glorot_uniform"})
-    model = build_model(cfg, num_classes=7)
+    model = build_model(cfg, num_classes=7).module
     assert (model.num_classes, model.kernel_init, model.activation) == (
         7,
         "glorot_uniform",
@@ -74,14 +74,15 @@ def test_register_model_makes_a_name_available():
 
 def test_model_from_an_importable_module_path():
     cfg = ml_collections.ConfigDict({"name": "lenet_jax.models.lenet:LeNet", "pooling": "max"})
-    assert build_model(cfg, num_classes=10).pooling == "max"
+    assert build_model(cfg, num_classes=10).module.pooling == "max"
 
 
 @pytest.mark.parametrize(
     "path, message",
     [
         ("no_such_pkg.mod:Net", "cannot import 'no_such_pkg.mod'"),
-        ("lenet_jax.models.layers:pool", "'pool' is not a flax.linen Module class"),
+        # Functions that build a module are factories too; other attributes are refused.
+        ("lenet_jax.ops.layers:ACTIVATIONS", "'ACTIVATIONS' is a dict; expected a flax.linen"),
     ],
 )
 def test_model_path_errors(path, message):
@@ -94,6 +95,6 @@ def test_unset_dropout_keeps_a_presets_own_rate():
 
     model_config = base_config().model
     model_config.name = "cifar_cnn_dropout"
-    assert build_model(model_config, num_classes=10).dropout_rate == 0.5
+    assert build_model(model_config, num_classes=10).module.dropout_rate == 0.5
     model_config.dropout_rate = 0.1  # an explicit value still wins
-    assert build_model(model_config, num_classes=10).dropout_rate == 0.1
+    assert build_model(model_config, num_classes=10).module.dropout_rate == 0.1

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from conftest import REPO, tiny_train_command
 
-from lenet_jax import parallel, steps, trainer
 from lenet_jax.errors import UserError
-from lenet_jax.inference import load_run
-from lenet_jax.metrics_log import read_rows
 from lenet_jax.models import get_model
+from lenet_jax.report.inference import load_run
+from lenet_jax.training import loop as trainer
+from lenet_jax.training import parallel, steps
+from lenet_jax.training.metrics_log import read_rows
 
 
 def _final_params(workdir):
@@ -36,7 +37,7 @@ def test_single_pmap_and_sharded_agree(eight_device_config, tmp_path):
     results = {}
     for mode in ("single", "pmap", "sharded"):
         eight_device_config.parallelism = mode
-        results[mode] = trainer.train_and_evaluate(eight_device_config, str(tmp_path / mode))
+        results[mode] = trainer.train_and_evaluate(eight_device_config, str(tmp_path / mode)).test
     single = _final_params(tmp_path / "single")
     for mode in ("pmap", "sharded"):
         jax.tree.map(
@@ -80,8 +81,8 @@ def test_pmap_devices_draw_different_dropout_masks():
 def test_pmap_with_dropout_is_deterministic_per_seed(eight_device_config, tmp_path):
     eight_device_config.parallelism = "pmap"
     eight_device_config.model.dropout_rate = 0.5
-    first = trainer.train_and_evaluate(eight_device_config, str(tmp_path / "a"))
-    second = trainer.train_and_evaluate(eight_device_config, str(tmp_path / "b"))
+    first = trainer.train_and_evaluate(eight_device_config, str(tmp_path / "a")).test
+    second = trainer.train_and_evaluate(eight_device_config, str(tmp_path / "b")).test
     assert first == second
     jax.tree.map(
         np.testing.assert_array_equal, _final_params(tmp_path / "a"), _final_params(tmp_path / "b")

@@ -2,19 +2,15 @@
 
 import json
 
-import jax
 import numpy as np
-import optax
 import pytest
 from PIL import Image
 
 from lenet_jax import data as data_lib
-from lenet_jax import plots
-from lenet_jax.inference import LoadedRun
-from lenet_jax.models import get_model
-from lenet_jax.state import create_train_state
+from lenet_jax.report import plots
+from lenet_jax.training.run import Snapshot, build_run
 
-FASHION = data_lib.IDX_DATASETS["fashion_mnist"].class_names
+FASHION = data_lib.DATASETS["fashion_mnist"].class_names
 
 
 def assert_png(path, *, min_size=(300, 200)) -> tuple[int, int]:
@@ -96,9 +92,8 @@ def test_nothing_misclassified_says_so(tmp_path):
 
 def test_write_run_plots_from_a_workdir(tmp_path, tiny_mnist_dir, tiny_config):
     dataset = data_lib.load_dataset("mnist", str(tiny_mnist_dir)).take(0, 64)
-    model = get_model("lenet_modern")
-    state = create_train_state(model, optax.sgd(0.1), jax.random.key(0), dataset.image_shape)
-    run = LoadedRun(tiny_config, model, state, 7, dataset)
+    built = build_run(tiny_config, dataset=dataset)
+    run = Snapshot(built, built.init_state(), 7)
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(2)))
     paths = plots.write_run_plots(str(tmp_path), run)
     assert sorted(paths) == ["confusion", "curves", "misclassified"]
@@ -109,7 +104,7 @@ def test_write_run_plots_from_a_workdir(tmp_path, tiny_mnist_dir, tiny_config):
 
 def test_write_run_plots_without_metrics_still_writes_all(tmp_path, tiny_mnist_dir, tiny_config):
     dataset = data_lib.load_dataset("mnist", str(tiny_mnist_dir)).take(0, 8)
-    model = get_model("lenet_d2l")
-    state = create_train_state(model, optax.sgd(0.1), jax.random.key(0), dataset.image_shape)
-    paths = plots.write_run_plots(str(tmp_path), LoadedRun(tiny_config, model, state, 0, dataset))
+    tiny_config.model.name = "lenet_d2l"
+    built = build_run(tiny_config, dataset=dataset)
+    paths = plots.write_run_plots(str(tmp_path), Snapshot(built, built.init_state(), 0))
     assert all(assert_png(p, min_size=(200, 100)) for p in paths.values())

@@ -11,10 +11,11 @@ from conftest import REPO
 from PIL import Image
 
 from lenet_jax import data as data_lib
-from lenet_jax import predict, trainer
+from lenet_jax import predict
 from lenet_jax.config import load_config_file
 from lenet_jax.errors import UserError
-from lenet_jax.inference import load_run
+from lenet_jax.report.inference import load_run
+from lenet_jax.training import loop as trainer
 
 RESULT = re.compile(r"^(\S+): (\S[^(]*?)  \((.+)\)$")
 

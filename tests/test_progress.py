@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from lenet_jax import progress as progress_lib
-from lenet_jax.progress import Progress, format_seconds
+from lenet_jax.training import progress as progress_lib
+from lenet_jax.training.progress import Progress, format_seconds
 
 LINE = re.compile(r"^epoch 2/10 step (\d+)/468 loss (\d\.\d{4}) ([\d,]+) ex/s eta (\S+)$")
 

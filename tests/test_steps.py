@@ -7,9 +7,9 @@ import numpy as np
 import optax
 from flax import linen as nn
 
-from lenet_jax import steps
 from lenet_jax.models import get_model
-from lenet_jax.state import TrainState, create_train_state
+from lenet_jax.training import metrics, steps
+from lenet_jax.training.state import TrainState, create_train_state
 
 
 class FixedLogits(nn.Module):
@@ -26,18 +26,20 @@ def test_cross_entropy_matches_hand_computation():
     logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     labels = jnp.array([0, 2])
     expected = [-np.log(np.exp(2) / (np.exp(2) + 2)), np.log(3.0)]
-    np.testing.assert_allclose(steps.cross_entropy(logits, labels), expected, rtol=1e-6)
+    np.testing.assert_allclose(metrics.cross_entropy(logits, labels), expected, rtol=1e-6)
 
 
 def test_label_smoothing_moves_mass_to_other_classes():
     logits = jnp.array([[0.0, 0.0]])
     # Uniform logits: loss is log(2) whatever the smoothing.
-    np.testing.assert_allclose(steps.cross_entropy(logits, jnp.array([1]), 0.2), np.log(2), 1e-6)
+    np.testing.assert_allclose(metrics.cross_entropy(logits, jnp.array([1]), 0.2), np.log(2), 1e-6)
 
 
 def test_correct_counts_argmax_hits():
     logits = jnp.array([[1.0, 2.0], [3.0, 0.0], [0.0, 5.0]])
-    chex.assert_trees_all_equal(steps.correct(logits, jnp.array([1, 1, 1])), jnp.array([1.0, 0, 1]))
+    chex.assert_trees_all_equal(
+        metrics.top_k_correct(logits, jnp.array([1, 1, 1]), 1), jnp.array([1.0, 0, 1])
+    )
 
 
 def test_normalize_maps_uint8_to_standardised_floats():
@@ -64,8 +66,8 @@ def test_eval_step_sums_are_exact_and_respect_the_mask():
     ce = lambda row, label: -jax.nn.log_softmax(row)[label]  # noqa: E731
     table = jnp.array([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
     expected_loss = ce(table[0], 0) + ce(table[1], 0) + ce(table[2], 2)
-    np.testing.assert_allclose(sums["loss_sum"], expected_loss, rtol=1e-6)
-    assert float(sums["correct"]) == 1.0  # row 2 is a tie: argmax picks class 0, not 2
+    np.testing.assert_allclose(sums["loss"], expected_loss, rtol=1e-6)
+    assert float(sums["accuracy"]) == 1.0  # row 2 is a tie: argmax picks class 0, not 2
     assert float(sums["count"]) == 3.0
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from lenet_jax.tensorboard import TensorBoardWriter, read_scalars
+from lenet_jax.training.tensorboard import TensorBoardWriter, read_scalars
 
 
 def event_files(workdir) -> list[str]:

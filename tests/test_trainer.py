@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from conftest import REPO, requires_fashion
 
-from lenet_jax import trainer
 from lenet_jax.config import load_config_file
 from lenet_jax.errors import UserError
-from lenet_jax.inference import load_run
-from lenet_jax.metrics_log import read_rows
+from lenet_jax.report.inference import load_run
+from lenet_jax.training import loop as trainer
+from lenet_jax.training import run as run_lib
+from lenet_jax.training.metrics_log import read_rows
 
 
 def _params(workdir) -> list[np.ndarray]:
@@ -19,7 +20,7 @@ def _params(workdir) -> list[np.ndarray]:
 
 
 def test_run_writes_metrics_config_and_checkpoints(tiny_config, tmp_path):
-    test = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    test = trainer.train_and_evaluate(tiny_config, str(tmp_path)).test
     rows = read_rows(tmp_path / "metrics.jsonl")
     assert [(r["epoch"], r["split"]) for r in rows] == [
         (1, "train"),
@@ -47,10 +48,10 @@ def test_same_seed_gives_identical_params_and_another_seed_does_not(tiny_config,
 
 
 def test_epoch_order_is_a_pure_function_of_key_and_epoch():
-    keys = trainer.make_keys(0)
-    first = trainer.epoch_order(keys["data"], 3, 100)
-    np.testing.assert_array_equal(first, trainer.epoch_order(keys["data"], 3, 100))
-    assert not np.array_equal(first, trainer.epoch_order(keys["data"], 4, 100))
+    keys = run_lib.make_keys(0)
+    first = run_lib.epoch_order(keys["data"], 3, 100)
+    np.testing.assert_array_equal(first, run_lib.epoch_order(keys["data"], 3, 100))
+    assert not np.array_equal(first, run_lib.epoch_order(keys["data"], 4, 100))
     assert sorted(first) == list(range(100))
 
 
@@ -72,6 +73,6 @@ def test_nan_loss_stops_with_a_clear_error(tiny_config, tmp_path):
 def test_smoke_run_on_real_fashion_mnist(tmp_path):
     config = load_config_file(str(REPO / "configs" / "fashion.py:smoke"))
     config.parallelism = "single"
-    test = trainer.train_and_evaluate(config, str(tmp_path))
+    test = trainer.train_and_evaluate(config, str(tmp_path)).test
     assert test["accuracy"] > 0.5  # 2 short epochs on 2,048 images; chance is 0.1
     assert len(read_rows(tmp_path / "metrics.jsonl")) == 4

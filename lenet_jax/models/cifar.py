@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from lenet_jax.models import layers
+from lenet_jax.ops import layers
 
 
 class CifarCNN(nn.Module):
@@ -20,7 +20,7 @@ class CifarCNN(nn.Module):
     dropout_rate: float = 0.0
     batch_norm: bool = False
     dtype: Any = jnp.float32  # of the activations; parameters stay float32
-    conv_impl: str = "auto"  # auto | xla | band (lenet_jax.models.band_conv)
+    conv_impl: str = "auto"  # auto | xla | band (lenet_jax.ops.band_conv)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:

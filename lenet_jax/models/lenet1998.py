@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from lenet_jax.models import layers
+from lenet_jax.ops import layers
 
 PAPER_SIZE = 32  # the paper's input height and width
 
@@ -28,8 +28,8 @@ class LeNet1998(nn.Module):
 
     num_classes: int = 10
     dropout_rate: float = 0.0
-    kernel_init: str = "lecun_normal"  # so configs that set model.kernel_init can use it
-    conv_impl: str = "auto"  # auto | xla | band (lenet_jax.models.band_conv)
+    kernel_init: str = "lecun_normal"  # a name from lenet_jax.ops.layers.KERNEL_INITS
+    conv_impl: str = "auto"  # auto | xla | band (lenet_jax.ops.band_conv)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:

@@ -13,8 +13,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lenet_jax.inference import LoadedRun, confusion_matrix, predict_split
-from lenet_jax.metrics_log import read_rows
+from lenet_jax.report.evaluation import confusion_matrix
+from lenet_jax.report.inference import predict_split
+from lenet_jax.training.metrics_log import read_rows
+from lenet_jax.training.run import Snapshot
 
 PLOTS_DIR = "plots"
 _DPI = 120
@@ -124,7 +126,7 @@ def plot_misclassified(
 
 
 def write_run_plots(
-    workdir: str, run: LoadedRun, test_logits: np.ndarray | None = None
+    workdir: str, run: Snapshot, test_logits: np.ndarray | None = None
 ) -> dict[str, str]:
     """Writes curves.png, confusion.png and misclassified.png into `workdir/plots/`.
 

@@ -3,6 +3,8 @@
 Each strategy places the state, splits this process's share of a global batch over its
 local devices and compiles the steps. Checkpoints always hold the plain, unreplicated
 state, so a run saved under one strategy or device count restores under any other.
+What a strategy can do is asked of it (`holds_dataset`, `axis_name`), never read off
+its name.
 """
 
 import dataclasses
@@ -17,7 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from lenet_jax.errors import UserError
 
-AXIS = "data"  # the pmap axis name and the mesh axis name
+AXIS = "data"  # the mesh axis name, and the pmap axis name unless the model names its own
 
 
 def resolve(parallelism: str) -> str:
@@ -47,10 +49,16 @@ class Strategy:
 
     name: str = "single"
     axis_name: str | None = None  # set where the step must average over devices itself
+    # Whether a whole split can live on the device for the scanned epoch (`place_dataset`).
+    holds_dataset: bool = True
 
     @property
     def num_devices(self) -> int:
         return 1
+
+    def place_dataset(self, *arrays: np.ndarray):
+        """Whole arrays on the strategy's device, for a step that gathers its own batches."""
+        return jax.device_put(arrays, jax.devices()[0])
 
     def check_batch(self, batch_size: int, field: str) -> None:
         check_divisible(batch_size, field, num_devices=self.num_devices, num_local=self.num_devices)
@@ -85,7 +93,8 @@ class Pmap(Strategy):
     """State replicated per local device; the batch gets a leading device axis."""
 
     name: str = "pmap"
-    axis_name: str | None = AXIS
+    axis_name: str | None = AXIS  # a model's BatchNorm `axis_name` replaces it (`create`)
+    holds_dataset: bool = False
 
     @property
     def num_devices(self) -> int:
@@ -112,7 +121,9 @@ class Pmap(Strategy):
         )
 
     def compile_train(self, step: Callable) -> Callable:
-        compiled = jax.pmap(step, axis_name=AXIS, in_axes=(0, 0, 0, None), donate_argnums=0)
+        compiled = jax.pmap(
+            step, axis_name=self.axis_name, in_axes=(0, 0, 0, None), donate_argnums=0
+        )
 
         def train_step(state, images, labels, key):
             state, metrics = compiled(state, images, labels, key)
@@ -121,7 +132,8 @@ class Pmap(Strategy):
         return train_step
 
     def compile_eval(self, step: Callable) -> Callable:
-        summed = jax.pmap(lambda *a: jax.lax.psum(step(*a), AXIS), axis_name=AXIS)
+        axis = self.axis_name
+        summed = jax.pmap(lambda *a: jax.lax.psum(step(*a), axis), axis_name=axis)
         return lambda *a: jax.tree.map(lambda m: m[0], summed(*a))
 
 
@@ -130,6 +142,7 @@ class Sharded(Strategy):
     """jit over a 1-D `data` mesh: state replicated, batch sharded, single-device code."""
 
     name: str = "sharded"
+    holds_dataset: bool = False
     mesh: Mesh = dataclasses.field(default_factory=lambda: Mesh(np.array(jax.devices()), (AXIS,)))
 
     @property
@@ -163,11 +176,28 @@ class Sharded(Strategy):
         return jax.jit(step, out_shardings=self.state_sharding())
 
 
-def create(parallelism: str) -> Strategy:
+STRATEGIES: dict[str, type[Strategy]] = {"single": Strategy, "pmap": Pmap, "sharded": Sharded}
+PARALLELISM = ("auto", *STRATEGIES)  # what config.parallelism accepts
+
+
+def create(parallelism: str, model_axes: tuple[str, ...] = ()) -> Strategy:
+    """The strategy `parallelism` names; under pmap, the model's collective axis names it.
+
+    A model whose BatchNorm averages over `axis_name="batch"` (flax's imagenet example)
+    then averages over the devices, as it was written to; single and sharded bind that
+    axis with size 1 instead (under jit sharding the batch statistics are already global).
+    """
     name = resolve(parallelism)
     if name == "single" and jax.process_count() > 1:
         raise UserError(
             f"config.parallelism={parallelism!r} runs on one device, but this run has "
             f"{jax.process_count()} processes; use 'sharded' or 'pmap'"
         )
-    return {"single": Strategy, "pmap": Pmap, "sharded": Sharded}[name]()
+    if name != "pmap":
+        return STRATEGIES[name]()
+    if len(model_axes) > 1:
+        raise UserError(
+            f"config.parallelism='pmap': the model averages over several axes {list(model_axes)}; "
+            "pmap has one; use parallelism=sharded"
+        )
+    return Pmap(axis_name=model_axes[0] if model_axes else AXIS)

@@ -21,9 +21,25 @@ def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-    """The config a run in `workdir` was started with (for evaluate and predict)."""
+    """The config a run in `workdir` was started with (for evaluate and predict).
+
+    Read over today's defaults, so a workdir written before a field existed still loads.
+    """
+    from lenet_jax.config import base_config
+
     with open(config_path(workdir)) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        saved = json.load(f)
+    config = base_config()
+    _update(config, saved)
+    return config
+
+
+def _update(config: ml_collections.ConfigDict, saved: dict) -> None:
+    for key, value in saved.items():
+        if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+            _update(config[key], value)
+        else:
+            config[key] = tuple(value) if isinstance(value, list) else value
 
 
 def config_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]:

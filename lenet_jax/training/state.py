@@ -5,8 +5,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from flax import linen as nn
 from flax import struct
+
+from lenet_jax.models.contract import Model, as_model
 
 
 class TrainState(struct.PyTreeNode):
@@ -19,13 +20,12 @@ class TrainState(struct.PyTreeNode):
 
 
 def create_train_state(
-    model: nn.Module, tx: optax.GradientTransformation, key: jax.Array, image_shape: tuple[int, ...]
+    model: Model, tx: optax.GradientTransformation, key: jax.Array, image_shape: tuple[int, ...]
 ) -> TrainState:
-    variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
-    params = variables["params"]
+    params, batch_stats = as_model(model).init(key, jnp.zeros((1, *image_shape), jnp.float32))
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         opt_state=tx.init(params),
-        batch_stats=variables.get("batch_stats", {}),
+        batch_stats=batch_stats,
     )

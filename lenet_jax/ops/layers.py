@@ -1,4 +1,4 @@
-"""Small layer helpers shared by the models: activations, pooling and initialisers by name.
+"""Layers shared by the models: convolution, pooling, activations and initialisers by name.
 
 Models name these by string so configs can choose them, and so a faster formulation of
 an op lives in one place that every model uses.
@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from lenet_jax.models import band_conv
+from lenet_jax.ops import band_conv
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "sigmoid": nn.sigmoid,
@@ -48,8 +48,7 @@ def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
         if h % window or w % window:
             return nn.max_pool(x, (window, window), strides=(window, window))
         # A reshape and a max over the window axes: on XLA:CPU its backward beats
-        # reduce-window's select-and-scatter; the modern LeNet step is ~18% faster
-        # (scripts/benchmark.py, configs/fashion.py: 12.6-14.6 -> 10.2-11.7 ms/step).
+        # reduce-window's select-and-scatter (the README's performance section).
         return x.reshape(n, h // window, window, w // window, window, c).max(axis=(2, 4))
     raise ValueError(f"unknown pooling {kind!r}; known: ['avg', 'max']")
 

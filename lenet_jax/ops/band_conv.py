@@ -1,8 +1,8 @@
 """Convolution as a banded matmul: XLA:CPU's fast path for layers with few input channels.
 
 XLA:CPU runs small-channel convolutions far below its matmul speed, worst in the backward
-pass: on LeNet's conv 6->16 the input gradient took 13 ms on one core, 3.7 ms as the
-banded matmul below. `band_conv` rewrites a stride-1 convolution as one
+pass (the README's performance section has the figures). `band_conv` rewrites a stride-1
+convolution as one
 matmul per tile of `tile` output columns: each output row gathers its kernel's input rows
 (the matmul's K = kernel rows x tile input columns x channels), and the weight becomes a
 banded (K, tile x out channels) matrix built from the kernel. Its gradients are matmuls
@@ -25,8 +25,8 @@ import numpy as np
 from jax import lax
 
 CONV_IMPLS = ("auto", "xla", "band")
-# Measured on whole train steps (one CPU core): the band wins on LeNet's 1- and 6-channel
-# inputs, ties on CIFAR's 3-channel input and loses on its 32-channel one.
+# Where the band beat XLA's convolution on whole train steps on the CPU: LeNet's 1- and
+# 6-channel inputs and CIFAR's 3-channel one, but not its 32-channel one.
 BAND_MAX_IN_FEATURES = 7
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -35,7 +35,7 @@ def band_tile(out_width: int, kernel_width: int) -> int:
     """The smallest divisor of `out_width` that is at least kernel_width - 1.
 
     That keeps the band's zeros few while the matmul stays wide enough to run at speed
-    (LeNet: 4 of 28 columns for conv 1, 5 of 10 for conv 2: 1.6x and 1.8x the work).
+    (LeNet: tiles of 4 of 28 columns for conv 1, 5 of 10 for conv 2).
     """
     for tile in range(max(kernel_width - 1, 1), out_width + 1):
         if out_width % tile == 0:
@@ -78,7 +78,7 @@ def _matmul(rows: jax.Array, band: jax.Array, precision) -> jax.Array:
     """rows @ band, with its gradients spelled as two plain 2-D matmuls.
 
     Left to autodiff, XLA:CPU folds the band's construction into the weight-gradient
-    matmul and runs it far slower: the d2l LeNet step took 25 ms on one core, 21 with this.
+    matmul and runs that fused matmul far slower than these two.
     """
     return jnp.matmul(rows, band, precision=precision)
 

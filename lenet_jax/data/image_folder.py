@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from lenet_jax import cache
+from lenet_jax.data import cache
 from lenet_jax.errors import UserError
 
 SPLITS = ("train", "test")

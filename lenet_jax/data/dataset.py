@@ -1,0 +1,61 @@
+"""`Dataset`: both splits of one dataset in memory, as the loaders return them."""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Both splits of one dataset; images are uint8 NHWC, labels int32.
+
+    Images stay uint8 on the host: the compiled step normalises them on the device with
+    `mean` and `std`, so only bytes move.
+    """
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
+    std: tuple[float, ...]
+    source: str  # where the arrays came from, for the log
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_images.shape[1:])
+
+    def take(self, num_train: int = 0, num_test: int = 0) -> "Dataset":
+        """A fixed random subset of each split (0 = all of it), for smoke runs.
+
+        Random rather than the first examples: image folders are sorted by class.
+        """
+
+        def subset(images, labels, n):
+            if not n or n >= len(labels):
+                return images, labels
+            keep = np.sort(np.random.default_rng(0).permutation(len(labels))[:n])
+            return images[keep], labels[keep]
+
+        train_images, train_labels = subset(self.train_images, self.train_labels, num_train)
+        test_images, test_labels = subset(self.test_images, self.test_labels, num_test)
+        return dataclasses.replace(
+            self,
+            train_images=train_images,
+            train_labels=train_labels,
+            test_images=test_images,
+            test_labels=test_labels,
+        )
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name == "train":
+            return self.train_images, self.train_labels
+        if name == "test":
+            return self.test_images, self.test_labels
+        raise ValueError(f"unknown split {name!r}; known: ['test', 'train']")

@@ -1,0 +1,196 @@
+"""The model registry, and `build_model`: a config's `model` fields -> a contract `Model`.
+
+Research forks bring their own architecture without editing the package, either with
+`register_model("name", factory)` or by naming it in the config as
+`--config.model.name=my_pkg.my_module:MyNet`. A factory is a flax.linen or NNX Module
+class, a `functools.partial` of one (flax's `ResNet18 = partial(ResNet, ...)` idiom), or a
+function that returns a module (with an `rngs` parameter for NNX).
+
+The other `config.model` fields are the module's keyword arguments, but only those the
+module declares: a field the config file sets for a stock model (`kernel_init`,
+`dropout_rate`, ...) is dropped for a module without it, with a warning, so a fork runs
+with the stock configs unchanged. A field no model knows is an error.
+"""
+
+import dataclasses
+import functools
+import importlib
+import inspect
+import sys
+from collections.abc import Callable
+
+import jax.numpy as jnp
+import ml_collections
+from flax import linen as nn
+from flax import nnx
+
+from lenet_jax.errors import UserError
+from lenet_jax.models.cifar import CifarCNN
+from lenet_jax.models.contract import LinenModel, Model, ModelError, NnxModel
+from lenet_jax.models.lenet import LeNet
+from lenet_jax.models.lenet1998 import LeNet1998
+
+ModelFactory = Callable[..., nn.Module | nnx.Module]
+
+_REGISTRY: dict[str, ModelFactory] = {
+    "lenet_d2l": functools.partial(LeNet, activation="sigmoid", pooling="avg"),
+    "lenet_modern": functools.partial(LeNet, activation="relu", pooling="max"),
+    "lenet5_1998": LeNet1998,
+    "cifar_cnn": CifarCNN,
+    "cifar_cnn_dropout": functools.partial(CifarCNN, dropout_rate=0.5),
+    "cifar_cnn_bn": functools.partial(CifarCNN, batch_norm=True),
+}
+# Filled in by the trainer, never by the config: not passed where a module lacks them.
+_FROM_THE_RUN = ("num_classes", "dtype")
+
+
+def register_model(name: str, factory: ModelFactory) -> None:
+    """Makes `factory(**kwargs)` available as `config.model.name = name`."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def known_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_model(name: str, **kwargs) -> nn.Module:
+    """The raw module `name` makes with `kwargs` (no contract, no config filtering)."""
+    return resolve_factory(name)(**kwargs)
+
+
+def resolve_factory(name: str) -> ModelFactory:
+    if ":" in name:
+        return _import_factory(name)
+    if name not in _REGISTRY:
+        raise UserError(
+            f"config.model.name: unknown model {name!r}; known: {known_models()} "
+            "or 'package.module:ClassName'"
+        )
+    return _REGISTRY[name]
+
+
+def _import_factory(path: str) -> ModelFactory:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UserError(
+            f"config.model.name={path!r}: cannot import {module_name!r} ({e})"
+        ) from None
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise UserError(f"config.model.name={path!r}: {module_name!r} has no {attr!r}")
+    if not callable(factory) or isinstance(factory, nn.Module | nnx.Module):
+        raise UserError(
+            f"config.model.name={path!r}: {attr!r} is a {type(factory).__name__}; expected "
+            "a flax.linen or NNX Module class, a functools.partial of one, or a function "
+            "that returns a module"
+        )
+    return factory
+
+
+def _target(factory: ModelFactory):
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return factory
+
+
+def _is_class(factory, base: type) -> bool:
+    target = _target(factory)
+    return isinstance(target, type) and issubclass(target, base)
+
+
+def is_nnx(factory: ModelFactory) -> bool:
+    """NNX classes, and functions that take the `rngs` NNX modules are built with."""
+    return _is_class(factory, nnx.Module) or (
+        not _is_class(factory, nn.Module) and "rngs" in _parameters(_target(factory))
+    )
+
+
+def declared_fields(factory: ModelFactory) -> set[str] | None:
+    """The keyword arguments a factory takes; None when it takes any (`**kwargs`)."""
+    target = _target(factory)
+    if _is_class(factory, nn.Module):
+        return {f.name for f in dataclasses.fields(target)} - {"parent", "name"}
+    parameters = _parameters(target.__init__ if isinstance(target, type) else target)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return set(parameters) - {"self", "rngs"}
+
+
+def _parameters(fn) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+@functools.cache
+def stock_fields() -> frozenset[str]:
+    """Fields a stock config may set for a stock model: dropped, not refused, elsewhere."""
+    from lenet_jax.config import base_config
+
+    fields = set(base_config().model) - {"name"}
+    for factory in _REGISTRY.values():
+        fields |= declared_fields(factory) or set()
+    return frozenset(fields)
+
+
+def model_kwargs(
+    model_config: ml_collections.ConfigDict, factory: ModelFactory, *, num_classes: int, dtype: str
+) -> dict:
+    """The keyword arguments `factory` gets: the config's fields it declares, and the run's."""
+    name = model_config.name
+    # None means "the model's own default", so a preset such as cifar_cnn_dropout keeps it.
+    kwargs = {k: v for k, v in model_config.to_dict().items() if k != "name" and v is not None}
+    fields = declared_fields(factory)
+    if fields is not None:
+        for field in sorted(set(kwargs) - fields):
+            if field not in stock_fields():
+                raise UserError(
+                    f"unknown config field 'model.{field}': config.model.{field} is not a field "
+                    f"of {name!r}; its fields: {sorted(fields - set(_FROM_THE_RUN))}. A fork "
+                    f"adds its own by declaring it on its module (`{field}: int = ...`), then "
+                    f"sets it with --config.model.{field}=..."
+                )
+            print(
+                f"warning: config.model.{field}={kwargs[field]!r} is not a field of {name!r}; "
+                "not passed to it",
+                file=sys.stderr,
+                flush=True,
+            )
+            del kwargs[field]
+    if fields is None or "num_classes" in fields:
+        kwargs["num_classes"] = num_classes
+    if fields is not None and "dtype" in fields:
+        kwargs["dtype"] = jnp.dtype(dtype)
+    elif dtype != "float32":
+        raise UserError(
+            f"config.compute_dtype={dtype!r} needs a model with a `dtype` field; {name!r} has none"
+        )
+    return kwargs
+
+
+def build_model(
+    model_config: ml_collections.ConfigDict, *, num_classes: int, dtype: str = "float32"
+) -> Model:
+    """The model `config.model` names, behind the contract (`contract.Model`).
+
+    `dtype` (the activations' dtype) goes to models with a `dtype` field; float32 needs none.
+    """
+    name = model_config.name
+    factory = resolve_factory(name)
+    kwargs = model_kwargs(model_config, factory, num_classes=num_classes, dtype=dtype)
+    if is_nnx(factory):
+        return NnxModel(name, lambda rngs: factory(**kwargs, rngs=rngs))
+    try:
+        module = factory(**kwargs)
+    except Exception as e:
+        raise ModelError(f"model {name!r} failed when built: {type(e).__name__}: {e}") from e
+    if not isinstance(module, nn.Module):
+        raise ModelError(
+            f"model {name!r}: building it returned {type(module).__name__}, not a flax module"
+        )
+    return LinenModel(name, module)

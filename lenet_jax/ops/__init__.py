@@ -1,0 +1,1 @@
+"""Reusable ops for any model: the banded convolution and layer helpers (tested equal to flax's)."""

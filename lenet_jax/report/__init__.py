@@ -1,0 +1,1 @@
+"""Reading a finished run: restoring it, predicting, the evaluation report and the plots."""

@@ -1,0 +1,124 @@
+"""Epoch runners: the Python loop of compiled steps and the scanned epoch, behind one interface.
+
+`runner.run(state, epoch, first)` trains the steps `first..steps_per_epoch-1` of `epoch`
+and returns `EpochResult(state, sums, seconds, steps_timed)`, with one metrics-sums entry
+per step run, in order. Both place data through the strategy:
+  * `StepLoop` dispatches one compiled step per batch (batches placed a chunk at a time),
+    fetching the loss only on logging steps, and stops early when preemption is asked for;
+  * `ScannedEpoch` keeps the train split on the device (`strategy.place_dataset`) and runs
+    the rest of the epoch as one compiled `lax.scan`: one dispatch per epoch, the fast path
+    on accelerators. Preemption is honoured at the epoch's end.
+"""
+
+import dataclasses
+import io
+import sys
+import time
+
+import jax
+
+from lenet_jax.errors import UserError
+from lenet_jax.training import batches, distributed, steps
+from lenet_jax.training.parallel import Strategy
+from lenet_jax.training.progress import Progress
+from lenet_jax.training.run import Run, epoch_order, log
+
+EPOCH_LOOPS = ("auto", "python", "scan")  # what config.epoch_loop accepts
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochResult:
+    state: object
+    sums: list  # one metrics.batch_sums per step run, in step order (device values)
+    seconds: float  # the timed part (the first step's compilation is not timed)
+    steps_timed: int
+
+
+def resolve_epoch_loop(epoch_loop: str, strategy: Strategy) -> str:
+    """`auto`: one scanned epoch on an accelerator where the strategy can hold the split,
+    else the Python loop (on XLA:CPU the scan is no faster, and the loop keeps its progress
+    bar and mid-epoch preemption; the README's performance section has the figures)."""
+    if epoch_loop == "auto":
+        accelerator = jax.default_backend() != "cpu"
+        return "scan" if accelerator and strategy.holds_dataset else "python"
+    if epoch_loop == "scan" and not strategy.holds_dataset:
+        raise UserError(
+            f"config.epoch_loop='scan' runs on one device, but parallelism is "
+            f"{strategy.name!r}; use parallelism=single or epoch_loop=python"
+        )
+    return epoch_loop
+
+
+def make_runner(run: Run, guard):
+    """The config's epoch runner for `run`, compiled for its strategy."""
+    loop = resolve_epoch_loop(run.config.epoch_loop, run.strategy)
+    return ScannedEpoch(run) if loop == "scan" else StepLoop(run, guard)
+
+
+class StepLoop:
+    """A Python loop of one compiled step per batch."""
+
+    def __init__(self, run: Run, guard):
+        self.run, self.guard = run, guard
+        self.train_step = run.strategy.compile_train(run.train_step())
+        self.compiled = False  # the first step compiles: timed and reported once
+
+    def run_epoch(self, state, epoch: int, first: int) -> EpochResult:
+        run, config = self.run, self.run.config
+        batch, per_epoch = config.batch_size, run.steps_per_epoch
+        images, labels = run.dataset.train_images, run.dataset.train_labels
+        order = epoch_order(run.keys["data"], epoch, len(labels))
+        placed = batches.epoch_batches(
+            run.strategy, images, labels, order, batch, range(first, per_epoch)
+        )
+        progress = Progress(
+            per_epoch,
+            epoch + 1,
+            config.num_epochs,
+            batch,
+            initial=first,
+            every=config.log_every_steps,
+            stream=sys.stdout if distributed.is_main_process() else io.StringIO(),
+        )
+        pending, started, timed_from = [], time.perf_counter(), 0
+        with progress:
+            for i, (x, y) in zip(range(first, per_epoch), placed):
+                state, sums = self.train_step(state, x, y, run.keys["train"])
+                pending.append(sums)
+                if not self.compiled:
+                    jax.block_until_ready(state)
+                    elapsed = time.perf_counter() - started
+                    progress.write(f"compiled the train step in {elapsed:.1f} s")
+                    self.compiled = True
+                    started, timed_from = time.perf_counter(), len(pending)
+                due = progress.due(i + 1)  # fetching the loss syncs: only on logging steps
+                progress.update(i + 1, float(sums["loss"] / sums["count"]) if due else None)
+                if self.guard.stop_requested:
+                    break
+            jax.block_until_ready((state, pending))  # the epoch's time includes its steps
+        return EpochResult(state, pending, time.perf_counter() - started, len(pending) - timed_from)
+
+
+class ScannedEpoch:
+    """The rest of an epoch as one compiled scan over the device-resident train split."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.train_epoch = jax.jit(steps.make_scan_epoch(run.train_step()), donate_argnums=0)
+        dataset = run.dataset
+        self.device_data = run.strategy.place_dataset(dataset.train_images, dataset.train_labels)
+        self.compiled = False
+
+    def run_epoch(self, state, epoch: int, first: int) -> EpochResult:
+        run = self.run
+        batch, per_epoch = run.config.batch_size, run.steps_per_epoch
+        order = epoch_order(run.keys["data"], epoch, len(run.dataset.train_labels))
+        indices = order[first * batch : per_epoch * batch].reshape(-1, batch)
+        started = time.perf_counter()
+        state, stacked = self.train_epoch(state, *self.device_data, indices, run.keys["train"])
+        stacked = jax.device_get(stacked)
+        if not self.compiled:  # compilation is inside the first epoch's time
+            log("compiled and ran the first scanned epoch")
+            self.compiled = True
+        sums = [jax.tree.map(lambda m, i=i: m[i], stacked) for i in range(len(indices))]
+        return EpochResult(state, sums, time.perf_counter() - started, len(indices))

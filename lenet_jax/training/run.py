@@ -1,0 +1,186 @@
+"""The run builder: everything fixed for the length of a run, built in one place.
+
+Training, `evaluate`/`predict` (through `report.inference`) and the benchmark all call
+`build_run`, so the data, the model behind its contract, the device strategy, the
+optimizer and its schedule, the keys, the steps per epoch and the state's shapes cannot
+drift apart between them. Nothing here touches a workdir: a bad config or a model that
+breaks the contract fails before any file is written.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from lenet_jax import config as config_lib
+from lenet_jax.data import Dataset, load_dataset
+from lenet_jax.errors import UserError
+from lenet_jax.models import Model, build_model
+from lenet_jax.training import augment, distributed, parallel, steps
+from lenet_jax.training.optim import make_optimizer, make_schedule
+from lenet_jax.training.state import TrainState, create_train_state
+
+
+def log(*args) -> None:
+    """Progress lines: from process 0 only, so a multi-host run prints each line once."""
+    if distributed.is_main_process():
+        print(*args, flush=True)
+
+
+def make_keys(seed: int) -> dict[str, jax.Array]:
+    """One root key split once: init, per-step train (dropout, augmentation) and data order."""
+    init_key, train_key, data_key = jax.random.split(jax.random.key(seed), 3)
+    return {"init": init_key, "train": train_key, "data": data_key}
+
+
+def epoch_order(data_key: jax.Array, epoch: int, num_examples: int) -> np.ndarray:
+    """The example order of `epoch`: a pure function of (data key, epoch)."""
+    return np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples))
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Everything fixed for the length of a run."""
+
+    config: ml_collections.ConfigDict
+    dataset: Dataset
+    model: Model
+    strategy: parallel.Strategy
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    keys: dict[str, jax.Array]
+    steps_per_epoch: int
+
+    @property
+    def compute_dtype(self):
+        return jnp.dtype(self.config.get("compute_dtype", "float32"))
+
+    def init_state(self) -> TrainState:
+        """The fresh state from the init key, on the host's default device."""
+        return create_train_state(self.model, self.tx, self.keys["init"], self.dataset.image_shape)
+
+    def abstract_state(self, sharding=None) -> TrainState:
+        """The state's shapes (nothing computed), placed as `sharding` says (default: the
+        strategy's), for orbax to restore into."""
+        sharding = sharding or self.strategy.state_sharding()
+        shapes = jax.eval_shape(
+            lambda key: create_train_state(self.model, self.tx, key, self.dataset.image_shape),
+            self.keys["init"],
+        )
+        return jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes
+        )
+
+    def train_step(self):
+        """The pure train step of this run (uncompiled)."""
+        return steps.make_train_step(
+            self.model,
+            self.tx,
+            mean=self.dataset.mean,
+            std=self.dataset.std,
+            label_smoothing=self.config.label_smoothing,
+            augment=augment.make_augment(**self.config.augment),
+            compute_dtype=self.compute_dtype,
+            axis_name=self.strategy.axis_name,
+        )
+
+    def eval_step(self):
+        """The eval step, for the strategy's `compile_eval`."""
+        return steps.make_eval_step(
+            self.model, **self._normalization(), axis_name=self.strategy.axis_name
+        )
+
+    def predict_step(self):
+        """Eval-mode logits for one device (`jax.jit` it), whatever the strategy."""
+        return steps.make_predict_step(self.model, **self._normalization())
+
+    def _normalization(self) -> dict:
+        return {
+            "mean": self.dataset.mean,
+            "std": self.dataset.std,
+            "compute_dtype": self.compute_dtype,
+        }
+
+
+def load_data(config: ml_collections.ConfigDict, *, subset: bool = True) -> Dataset:
+    """The config's dataset; with `subset`, cut to `num_*_examples` and checked against the
+    batch size, as the run that trains on it sees it (and announced, as training does)."""
+    dataset = load_dataset(config.dataset, config.data_dir)
+    if not subset:
+        return dataset
+    log(
+        f"loaded {dataset.name} from {dataset.source}: {len(dataset.train_labels)} train, "
+        f"{len(dataset.test_labels)} test examples"
+    )
+    for field, split in (("num_train_examples", "train"), ("num_test_examples", "test")):
+        available = len(dataset.split(split)[1])
+        if not 0 <= config[field] <= available:
+            raise UserError(f"config.{field}={config[field]}: expected 0 (all) to {available}")
+    dataset = dataset.take(config.num_train_examples, config.num_test_examples)
+    if config.batch_size > len(dataset.train_labels):
+        raise UserError(
+            f"config.batch_size={config.batch_size} is larger than the "
+            f"{len(dataset.train_labels)} training examples of {dataset.name}"
+        )
+    return dataset
+
+
+def build_run(
+    config: ml_collections.ConfigDict,
+    *,
+    dataset: Dataset | None = None,
+    parallelism: str | None = None,
+) -> Run:
+    """Validates `config` and builds its run; `dataset` and `parallelism` override the
+    config's (inference reads the whole test split on one device)."""
+    config_lib.validate(config)
+    dataset = dataset if dataset is not None else load_data(config)
+    model = build_model(
+        config.model, num_classes=dataset.num_classes, dtype=config.get("compute_dtype", "float32")
+    )
+    model.check(dataset.image_shape, dataset.num_classes)
+    strategy = parallel.create(parallelism or config.parallelism, model.axis_names)
+    if parallelism is None:
+        strategy.check_batch(config.batch_size, "batch_size")
+        strategy.check_batch(config.eval_batch_size, "eval_batch_size")
+    steps_per_epoch = max(1, len(dataset.train_labels) // config.batch_size)
+    schedule = make_schedule(
+        config.optimizer,
+        total_steps=steps_per_epoch * config.num_epochs,
+        steps_per_epoch=steps_per_epoch,
+    )
+    return Run(
+        config=config,
+        dataset=dataset,
+        model=model,
+        strategy=strategy,
+        tx=make_optimizer(config.optimizer, schedule),
+        schedule=schedule,
+        keys=make_keys(config.seed),
+        steps_per_epoch=steps_per_epoch,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A run with its state at one step: what training returns and evaluate, predict and
+    the plots read."""
+
+    run: Run
+    state: TrainState  # plain and unreplicated, on the host's default device
+    step: int
+
+    @property
+    def config(self) -> ml_collections.ConfigDict:
+        return self.run.config
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.run.dataset
+
+    @property
+    def model(self) -> Model:
+        return self.run.model

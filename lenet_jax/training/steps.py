@@ -1,0 +1,156 @@
+"""Pure train, eval and predict steps: no I/O, no Python side effects, safe to jit, pmap or shard.
+
+Images arrive as uint8 and are normalised here, inside the compiled step, so the host
+only ever moves bytes. Steps call the model through the contract (`models.contract.Model`)
+and return the metrics' masked sums (`training.metrics`).
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lenet_jax.models.contract import Model, as_model
+from lenet_jax.training import metrics
+from lenet_jax.training.augment import Augment
+from lenet_jax.training.state import TrainState
+
+
+def normalize(
+    images: jax.Array, mean: Sequence[float], std: Sequence[float], dtype=jnp.float32
+) -> jax.Array:
+    x = images.astype(jnp.float32) / 255.0
+    x = (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+    return x.astype(dtype)
+
+
+def step_key(train_key: jax.Array, step: jax.Array) -> jax.Array:
+    """The key of step `step`: a resumed run replays it with nothing extra saved."""
+    return jax.random.fold_in(train_key, step)
+
+
+def device_key(key: jax.Array, axis_name: str) -> jax.Array:
+    """Under pmap: a different key per device, still a pure function of (seed, step, device)."""
+    return jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+
+
+def make_train_step(
+    model: Model,
+    tx: optax.GradientTransformation,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    label_smoothing: float = 0.0,
+    augment: Augment | None = None,
+    compute_dtype=jnp.float32,
+    axis_name: str | None = None,
+):
+    """Returns `train_step(state, images, labels, train_key) -> (state, metric sums)`.
+
+    With `axis_name` (under pmap) gradients and batch statistics are averaged and metric
+    sums added over that axis, and the device index is folded into the key so devices
+    draw different dropout masks and augmentations.
+    """
+    model = as_model(model)
+
+    def train_step(state: TrainState, images, labels, train_key):
+        key = step_key(train_key, state.step)
+        if axis_name is not None:
+            key = device_key(key, axis_name)
+        dropout_key, augment_key = jax.random.split(key)
+        x = normalize(images, mean, std, compute_dtype)
+        if augment is not None:
+            x = augment(augment_key, x)
+
+        def loss_fn(params):
+            logits, batch_stats = model.apply(
+                params,
+                state.batch_stats,
+                x,
+                train=True,
+                rngs=model.rngs(dropout_key),
+                bound_axis=axis_name,
+            )
+            loss = metrics.cross_entropy(logits, labels, label_smoothing)
+            return loss.mean(), (logits, loss, batch_stats)
+
+        (_, (logits, loss, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params
+        )
+        sums = metrics.batch_sums(logits, labels, loss)
+        if axis_name is not None:
+            grads, batch_stats = jax.lax.pmean((grads, batch_stats), axis_name)
+            sums = jax.lax.psum(sums, axis_name)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new_state = state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            opt_state=opt_state,
+            batch_stats=batch_stats,
+        )
+        return new_state, sums
+
+    return train_step
+
+
+def make_scan_epoch(train_step):
+    """Returns `epoch(state, images, labels, batch_indices, train_key) -> (state, sums)`.
+
+    The epoch's steps in one `lax.scan` over device-resident data: one dispatch per epoch,
+    the fast path on accelerators. `batch_indices` is (steps, batch); sums are stacked.
+    """
+
+    def epoch(state: TrainState, images, labels, batch_indices, train_key):
+        def one_step(state, indices):
+            return train_step(state, images[indices], labels[indices], train_key)
+
+        return jax.lax.scan(one_step, state, batch_indices)
+
+    return epoch
+
+
+def make_eval_step(
+    model: Model,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    compute_dtype=jnp.float32,
+    axis_name: str | None = None,
+):
+    """Returns `eval_step(state, images, labels, mask) -> metric sums`.
+
+    Sums (not means) so padded final batches and device shards combine exactly.
+    """
+    predict = make_predict_step(
+        model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name
+    )
+
+    def eval_step(state: TrainState, images, labels, mask):
+        logits = predict(state, images)
+        return metrics.batch_sums(logits, labels, metrics.cross_entropy(logits, labels), mask)
+
+    return eval_step
+
+
+def make_predict_step(
+    model: Model,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    compute_dtype=jnp.float32,
+    axis_name: str | None = None,
+):
+    """Returns `predict(state, uint8 images) -> float32 logits`, in eval mode."""
+    model = as_model(model)
+
+    def predict(state: TrainState, images):
+        x = normalize(images, mean, std, compute_dtype)
+        # Eval mode draws no randomness; a fixed key serves a module that asks anyway.
+        rngs = model.rngs(jax.random.key(0))
+        logits, _ = model.apply(
+            state.params, state.batch_stats, x, train=False, rngs=rngs, bound_axis=axis_name
+        )
+        return logits.astype(jnp.float32)
+
+    return predict
