@@ -16,7 +16,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = base_config()
     config.dataset = "fashion_mnist"
     config.model.name = "lenet_modern"
-    config.model.kernel_init = "lecun_normal"
     config.optimizer.name = "adam"
     config.optimizer.learning_rate = 2e-3  # peak, reached after the warmup
     config.optimizer.schedule = "warmup_cosine"

@@ -6,29 +6,14 @@ DIR/eval.json and the plots in DIR/plots/.
 """
 
 import json
-import os
 
 from absl import app, flags, logging
 
 from lenet_jax import cli
+from lenet_jax.report.evaluation import evaluate_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "latest, best, or a step number.")
-
-
-def evaluate_workdir(workdir: str, checkpoint: str = "best") -> dict:
-    """The evaluation report of `checkpoint` in `workdir`; writes eval.json and the plots."""
-    from lenet_jax.report import plots
-    from lenet_jax.report.evaluation import evaluation_report
-    from lenet_jax.report.inference import load_run, predict_split
-
-    snapshot = load_run(workdir, checkpoint)
-    logits, labels = predict_split(snapshot)
-    report = evaluation_report(snapshot, logits, labels)
-    report["plots"] = plots.write_run_plots(workdir, snapshot, logits)
-    with open(os.path.join(workdir, "eval.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    return report
 
 
 def main(argv: list[str]) -> None:

@@ -333,7 +333,7 @@ def _to_pure(state: nnx.State) -> dict:
             return {str(k): strings(v) for k, v in tree.items()}
         return tree
 
-    return strings(state.to_pure_dict())
+    return strings(nnx.to_pure_dict(state))
 
 
 def _from_pure(template: nnx.State, pure: dict) -> nnx.State:
@@ -345,5 +345,5 @@ def _from_pure(template: nnx.State, pure: dict) -> nnx.State:
         return tree
 
     state = jax.tree.map(lambda v: v, template)  # a copy: replace_by_pure_dict mutates
-    nnx.replace_by_pure_dict(state, values(template.to_pure_dict(), pure))
+    nnx.replace_by_pure_dict(state, values(nnx.to_pure_dict(template), pure))
     return state

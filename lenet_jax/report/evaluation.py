@@ -1,9 +1,27 @@
 """The evaluation report of a split's logits: every metric, per-class accuracy, confusion."""
 
+import json
+import os
+
 import numpy as np
 
 from lenet_jax.training import metrics
 from lenet_jax.training.run import Snapshot
+
+
+def evaluate_workdir(workdir: str, checkpoint: str = "best") -> dict:
+    """The test split's report for `checkpoint` of the run in `workdir` (the `evaluate`
+    command); also writes workdir/eval.json and the plots."""
+    from lenet_jax.report import plots
+    from lenet_jax.report.inference import load_run, predict_split
+
+    snapshot = load_run(workdir, checkpoint)
+    logits, labels = predict_split(snapshot)
+    report = evaluation_report(snapshot, logits, labels)
+    report["plots"] = plots.write_run_plots(workdir, snapshot, logits)
+    with open(os.path.join(workdir, "eval.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    return report
 
 
 def evaluation_report(snapshot: Snapshot, logits: np.ndarray, labels: np.ndarray) -> dict:

@@ -1,0 +1,72 @@
+"""The metrics module: exact masked sums, the host merge, the old checkpoint carry, and a new
+metric defined in one place showing up in metrics.jsonl, TensorBoard and evaluate."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lenet_jax.report.evaluation import evaluate_workdir
+from lenet_jax.report.inference import load_run, predict_split
+from lenet_jax.training import loop as trainer
+from lenet_jax.training import metrics
+from lenet_jax.training.metrics_log import read_rows
+from lenet_jax.training.tensorboard import read_scalars
+
+
+def test_batch_sums_respect_the_mask_exactly():
+    logits = jnp.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [5.0, 0.0, 0.0]])
+    labels = jnp.array([1, 1, 1])
+    loss = jnp.array([0.5, 0.25, 4.0])
+    sums = metrics.batch_sums(logits, labels, loss, jnp.array([True, True, False]))
+    assert {k: float(v) for k, v in sums.items()} == {"loss": 0.75, "accuracy": 1.0, "count": 2.0}
+
+
+def test_top_k_breaks_ties_towards_lower_classes_as_argmax_does():
+    logits = jnp.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    labels = jnp.array([0, 1, 2])
+    np.testing.assert_array_equal(metrics.top_k_correct(logits, labels, 1), [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(metrics.top_k_correct(logits, labels, 2), [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(
+        metrics.top_k_correct(logits, labels, 1),
+        (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
+    )
+
+
+def test_totals_merge_in_order_in_float64_and_compute_averages():
+    steps = [
+        {"loss": np.float32(1.5), "accuracy": 3.0, "count": 4.0},
+        {"loss": 0.5, "accuracy": 1.0, "count": 4},
+    ]
+    totals = metrics.Totals().merge(steps[:1]).merge(steps[1:])
+    assert totals.compute() == {"loss": 0.25, "accuracy": 0.5}
+    assert metrics.Totals.from_json(totals.to_json(), batch_size=4) == totals
+    assert np.isnan(metrics.Totals().compute()["loss"])
+
+
+def test_a_carry_from_before_the_metrics_module_still_resumes():
+    old = {"loss_sum": 1.5, "accuracy_sum": 0.75, "steps": 3}  # sums of per-step means
+    totals = metrics.Totals.from_json(old, batch_size=64)
+    assert totals.count == 192
+    assert totals.compute() == pytest.approx({"loss": 0.5, "accuracy": 0.25})
+
+
+def test_a_metric_defined_in_one_place_reaches_every_output(tiny_config, tmp_path, monkeypatch):
+    top2 = metrics.Metric(
+        "top2_accuracy", lambda logits, labels, loss: metrics.top_k_correct(logits, labels, 2)
+    )
+    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, top2])  # the one place
+    tiny_config.num_epochs = 1
+    result = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    rows = read_rows(tmp_path / "metrics.jsonl")
+    assert [r["split"] for r in rows] == ["train", "test"]
+    for row in rows:
+        assert row["accuracy"] <= row["top2_accuracy"] <= 1
+    assert result.test["top2_accuracy"] == rows[-1]["top2_accuracy"]
+    scalars = read_scalars(str(tmp_path / "tensorboard"))
+    assert scalars["test/top2_accuracy"] == [(8, pytest.approx(rows[-1]["top2_accuracy"]))]
+    assert scalars["train/top2_accuracy"] == [(8, pytest.approx(rows[0]["top2_accuracy"]))]
+    report = evaluate_workdir(str(tmp_path), "latest")
+    logits, labels = predict_split(load_run(str(tmp_path), "latest"))
+    in_top2 = (np.argsort(-logits, axis=-1, kind="stable")[:, :2] == labels[:, None]).any(-1)
+    assert report["top2_accuracy"] == pytest.approx(in_top2.mean())
+    assert report["top2_accuracy"] == pytest.approx(rows[-1]["top2_accuracy"])
