@@ -81,3 +81,27 @@ def test_importing_next_to_other_clis_defines_no_clashing_flags(other):
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-1000:]
+
+
+def test_an_nnx_module_is_summarised_through_the_contract():
+    config = config_for({"name": "fork_models.nnx_model:NnxCNN"}, "mnist")
+    text = summary.summary(config, (28, 28, 1))
+    params = 8 * 9 + 8 + 8 * 14 * 14 * 32 + 32 + 32 * 10 + 10 + 2 * 8  # convs, dense, BN scale+bias
+    assert text.splitlines()[-2] == f"total parameters: {params:,}"
+    assert text.splitlines()[-1] == "batch_stats: 16 values (not trained)"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--config.optimzer.learning_rate=0.1", "unknown config field 'optimzer'"),
+        ("--config.optimizer.lr=0.1", "unknown config field 'optimizer.lr'"),
+        ("--config.model.widht=3", "unknown config field 'model.widht'"),
+    ],
+)
+def test_cli_bad_override_is_one_line(override, message):
+    cmd = [sys.executable, "-m", "lenet_jax.summary", "--config=configs/fashion.py", override]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0]

@@ -290,8 +290,8 @@ class NnxModel(Model):
 
     @property
     def module(self) -> nnx.Module:
-        """A concrete instance, for summaries."""
-        return nnx.merge(*self.template())
+        """A fresh concrete instance, for summaries."""
+        return self._build(nnx.Rngs(0))
 
     @property
     def rng_streams(self) -> tuple[str, ...]:
