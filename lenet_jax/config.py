@@ -62,6 +62,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.epoch_loop = "auto"  # python (a jitted step per batch) | scan (one compiled epoch,
     # data on the device) | auto: scan on GPU/TPU, python on CPU (no faster there as a scan)
     config.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
+    # JAX's persistent compilation cache in $LENET_JAX_CACHE/jax (or ~/.cache/lenet_jax/jax):
+    # a rerun loads its compiled steps from disk. False compiles afresh.
+    config.compilation_cache = True
     return config
 
 

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: the Fashion-MNIST package where apt exists,
-# then a virtualenv in .venv with lenet_jax installed (with extras, e.g. `scripts/setup.sh dev`).
+# then a virtualenv with lenet_jax installed (with extras, e.g. `scripts/setup.sh dev`).
 # Fast when already done: each step is skipped when its result is in place.
+#
+# The interpreter: $PYTHON if set, else the newest CPython >= 3.12 found (python3.13 and
+# python3.12 on PATH, then pyenv's versions), else python3. jax >= 0.11 needs Python 3.12;
+# on 3.11 pyproject.toml pins the last JAX stack that runs there. Each candidate is run once,
+# so a pyenv shim that is not activated is skipped. $VENV names the virtualenv (.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
+venv="${VENV:-.venv}"
 
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
@@ -15,16 +21,50 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2
     || echo "setup: could not install dataset-fashion-mnist; set --config.data_dir instead" >&2
 fi
 
-python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv" >&2
-  "$python" -m venv .venv
+# Prints "MAJOR.MINOR PATH" for an interpreter that runs and can make a virtualenv.
+probe() {
+  "$1" -c 'import sys, venv, ensurepip; print("%d.%d" % sys.version_info[:2], sys.executable)' \
+    2>/dev/null
+}
+
+pick_python() {
+  if [ -n "${PYTHON:-}" ]; then
+    probe "$PYTHON" || { echo "setup: PYTHON=$PYTHON does not run" >&2; exit 1; }
+    return
+  fi
+  local candidates=(python3.13 python3.12)
+  if command -v pyenv >/dev/null 2>&1; then
+    local root; root=$(pyenv root 2>/dev/null || true)
+    [ -n "$root" ] && candidates+=("$root"/versions/3.1[2-9]*/bin/python3)
+  fi
+  local found="" line
+  for candidate in "${candidates[@]}"; do
+    line=$(probe "$candidate") || continue
+    case "${line%% *}" in 3.1[2-9]) found+="$line"$'\n' ;; esac
+  done
+  if [ -n "$found" ]; then
+    printf '%s' "$found" | sort -V | tail -n1
+    return
+  fi
+  probe python3 || { echo "setup: no working python3" >&2; exit 1; }
+}
+
+chosen=$(pick_python)
+version=${chosen%% *}
+python=${chosen#* }
+if [ -x "$venv/bin/python" ] && [ "$(probe "$venv/bin/python" | cut -d' ' -f1)" != "$version" ]; then
+  echo "setup: $venv is not Python $version; rebuilding it" >&2
+  rm -rf "$venv"
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv with Python $version ($python)" >&2
+  "$python" -m venv "$venv"
 fi
 spec=".${extras:+[$extras]}"
-stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
+stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}"
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing lenet_jax${extras:+[$extras]} into .venv (a few minutes the first time)" >&2
-  .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e "$spec" >&2
+  echo "setup: installing lenet_jax${extras:+[$extras]} into $venv with Python $version (a few minutes the first time)" >&2
+  "$venv/bin/python" -m pip install -q --upgrade pip >&2
+  "$venv/bin/python" -m pip install -q -e "$spec" >&2
   touch "$stamp"
 fi

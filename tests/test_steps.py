@@ -62,13 +62,14 @@ def test_eval_step_sums_are_exact_and_respect_the_mask():
     images = jnp.array([0, 1, 2, 1], jnp.uint8).reshape(4, 1, 1, 1)
     labels = jnp.array([0, 0, 2, 1])
     mask = jnp.array([True, True, True, False])
-    sums = eval_step(state, images, labels, mask)
+    sums, predictions = eval_step(state, images, labels, mask)
     ce = lambda row, label: -jax.nn.log_softmax(row)[label]  # noqa: E731
     table = jnp.array([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
     expected_loss = ce(table[0], 0) + ce(table[1], 0) + ce(table[2], 2)
     np.testing.assert_allclose(sums["loss"], expected_loss, rtol=1e-6)
     assert float(sums["accuracy"]) == 1.0  # row 2 is a tie: argmax picks class 0, not 2
     assert float(sums["count"]) == 3.0
+    np.testing.assert_array_equal(predictions, [0, 1, 0, 1])  # argmax, ties to the lower class
 
 
 def _lenet_state(tx, seed=0):

@@ -18,7 +18,7 @@ def evaluate_workdir(workdir: str, checkpoint: str = "best") -> dict:
     snapshot = load_run(workdir, checkpoint)
     logits, labels = predict_split(snapshot)
     report = evaluation_report(snapshot, logits, labels)
-    report["plots"] = plots.write_run_plots(workdir, snapshot, logits)
+    report["plots"] = plots.write_run_plots(workdir, snapshot, logits.argmax(-1))
     with open(os.path.join(workdir, "eval.json"), "w") as f:
         json.dump(report, f, indent=2)
     return report

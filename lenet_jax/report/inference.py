@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from lenet_jax.errors import UserError
-from lenet_jax.training import batches, checkpointing, parallel
+from lenet_jax.training import batches, checkpointing, compilation_cache, parallel
 from lenet_jax.training import workdir as workdir_lib
 from lenet_jax.training.run import Snapshot, build_run, load_data
 
@@ -40,6 +40,8 @@ def load_run(workdir: str, checkpoint: str = "best") -> Snapshot:
     if not os.path.exists(workdir_lib.config_path(workdir)):
         raise UserError(f"--workdir={workdir!r} holds no run (no {workdir_lib.CONFIG_FILE})")
     config = workdir_lib.load_config(workdir)
+    if config.compilation_cache:
+        compilation_cache.enable()
     run = build_run(config, dataset=load_data(config, subset=False), parallelism="single")
     with checkpointing.Checkpoints(
         os.path.join(workdir, "checkpoints"), keep=1, read_only=True

@@ -117,21 +117,36 @@ def plot_misclassified(
         f"{len(wrong):,} of {len(labels):,} images misclassified; the first {len(shown)}:",
         fontsize=13,
     )
+    # One mosaic in one axes, with a caption band under each tile: drawing dozens of
+    # sub-axes is most of the cost of this figure.
+    height, width = images.shape[1:3]
+    gap, band = max(2, width // 8), int(height * 0.75)
+    canvas = np.full((rows * (height + band), cols * (width + gap), 3), 255, np.uint8)
+    ax = fig.add_subplot()
     for k, index in enumerate(shown):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        _show_image(ax, images[index])
+        row, col = divmod(k, cols)
+        top, left = row * (height + band), col * (width + gap)
+        image = images[index]
+        canvas[top : top + height, left : left + width] = (
+            np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+        )
         true, pred = class_names[labels[index]], class_names[predictions[index]]
-        ax.set_xlabel(f"true: {true}\npred: {pred}", fontsize=9)
+        ax.text(
+            left + width / 2, top + height + 1, f"true: {true}\npred: {pred}",
+            ha="center", va="top", fontsize=9,
+        )  # fmt: skip
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_axis_off()
     return _save(fig, path)
 
 
 def write_run_plots(
-    workdir: str, run: Snapshot, test_logits: np.ndarray | None = None
+    workdir: str, run: Snapshot, test_predictions: np.ndarray | None = None
 ) -> dict[str, str]:
     """Writes curves.png, confusion.png and misclassified.png into `workdir/plots/`.
 
     Curves come from `workdir/metrics.jsonl`; the other two from the test split, predicted
-    with `run`'s state unless the caller already has its `test_logits`. Returns
+    with `run`'s state unless the caller already has its `test_predictions`. Returns
     {"curves": path, "confusion": ..., ...}.
     """
     out = os.path.join(workdir, PLOTS_DIR)
@@ -139,9 +154,9 @@ def write_run_plots(
     metrics = os.path.join(workdir, "metrics.jsonl")
     rows = read_rows(metrics) if os.path.exists(metrics) else []
     images, labels = run.dataset.split("test")
-    if test_logits is None:
-        test_logits, _ = predict_split(run, "test")
-    predictions = test_logits.argmax(-1)
+    predictions = test_predictions
+    if predictions is None:
+        predictions = predict_split(run, "test")[0].argmax(-1)
     names = run.dataset.class_names
     confusion = confusion_matrix(labels, predictions, len(names))
     accuracy = float((predictions == labels).mean()) if len(labels) else float("nan")
@@ -160,15 +175,6 @@ def write_run_plots(
             images, labels, predictions, names, os.path.join(out, "misclassified.png")
         ),
     }
-
-
-def _show_image(ax, image: np.ndarray) -> None:
-    if image.ndim == 3 and image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
-    else:
-        ax.imshow(image)
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def _say(ax, text: str) -> None:

@@ -42,6 +42,10 @@ def _cluster_environment() -> bool:
     return False
 
 
+def is_single_process() -> bool:
+    return jax.process_count() == 1
+
+
 def is_main_process() -> bool:
     """Only process 0 writes metrics, plots and logs."""
     return jax.process_index() == 0

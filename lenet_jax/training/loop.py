@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 
 from lenet_jax.errors import UserError
-from lenet_jax.training import batches, checkpointing, distributed
+from lenet_jax.training import batches, checkpointing, compilation_cache, distributed
 from lenet_jax.training import workdir as workdir_lib
 from lenet_jax.training.epochs import make_runner
 from lenet_jax.training.metrics import Totals
@@ -33,10 +33,14 @@ class TrainResult(Snapshot):
 
     test: dict = dataclasses.field(default_factory=dict)
     train: dict = dataclasses.field(default_factory=dict)
+    # Predicted classes of the test split by the final state (None on several processes).
+    test_predictions: np.ndarray | None = None
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     """Trains per `config`, resuming from `workdir`'s checkpoints."""
+    if config.compilation_cache:
+        compilation_cache.enable()
     run = build_run(config)
     main = distributed.is_main_process()
     with checkpointing.Checkpoints(
@@ -55,7 +59,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             state, test, train = loop.train(run.strategy.place_state(state), carry, start_step)
     # A host copy: the state may span other processes' devices.
     host_state = jax.device_get(run.strategy.host_state(state))
-    return TrainResult(run, host_state, loop.step, test=test, train=train)
+    return TrainResult(
+        run, host_state, loop.step, test=test, train=train, test_predictions=loop.test_predictions
+    )
 
 
 def restore_or_init(ckpts: checkpointing.Checkpoints, run: Run, workdir: str):
@@ -81,6 +87,8 @@ class Loop:
         self.ckpts, self.writer, self.guard = ckpts, writer, guard
         self.runner = make_runner(run, guard)
         self.eval_step = run.strategy.compile_eval(run.eval_step())
+        self.test_batches = None  # placed once, reused by every epoch's evaluation
+        self.test_predictions = None  # of the latest evaluation, where one process has all
         self.step = 0
 
     def train(self, state, totals: Totals, start_step: int):
@@ -121,7 +129,16 @@ class Loop:
         }
 
     def evaluate(self, state) -> dict:
-        return evaluate_split(self.eval_step, self.run, state, "test")
+        """Every metric over the test split; its batches are placed at the first call."""
+        if self.test_batches is None:
+            images, labels = self.run.dataset.split("test")
+            size = self.config.eval_batch_size
+            self.test_batches = list(batches.eval_batches(self.run.strategy, images, labels, size))
+        outputs = [self.eval_step(state, *batch) for batch in self.test_batches]  # no sync
+        if distributed.is_single_process():
+            predictions = np.concatenate(jax.device_get([p for _, p in outputs]))
+            self.test_predictions = predictions[: len(self.run.dataset.test_labels)]
+        return Totals().merge([sums for sums, _ in outputs]).compute()
 
     def save(self, state, totals: Totals, metrics: dict | None = None) -> None:
         host_state = self.run.strategy.host_state(state)
@@ -139,10 +156,3 @@ def check_finite(loss: float, step: int, epoch: int) -> None:
             f"train loss became {loss} by step {step} (epoch {epoch + 1}); lower "
             "config.optimizer.learning_rate (checkpoints saved so far are kept)"
         )
-
-
-def evaluate_split(eval_step, run: Run, state, split: str) -> dict:
-    """Every metric over a whole split; the last batch is padded and masked."""
-    images, labels = run.dataset.split(split)
-    placed = batches.eval_batches(run.strategy, images, labels, run.config.eval_batch_size)
-    return Totals().merge([eval_step(state, *batch) for batch in placed]).compute()

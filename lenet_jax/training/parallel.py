@@ -85,6 +85,7 @@ class Strategy:
         return jax.jit(step, donate_argnums=0)
 
     def compile_eval(self, step: Callable) -> Callable:
+        """`eval(state, images, labels, mask) -> (global sums, this batch's predictions)`."""
         return jax.jit(step)
 
 
@@ -133,8 +134,18 @@ class Pmap(Strategy):
 
     def compile_eval(self, step: Callable) -> Callable:
         axis = self.axis_name
-        summed = jax.pmap(lambda *a: jax.lax.psum(step(*a), axis), axis_name=axis)
-        return lambda *a: jax.tree.map(lambda m: m[0], summed(*a))
+
+        def summed_step(*args):
+            sums, predictions = step(*args)
+            return jax.lax.psum(sums, axis), predictions
+
+        summed = jax.pmap(summed_step, axis_name=axis)
+
+        def eval_step(*args):
+            sums, predictions = summed(*args)
+            return jax.tree.map(lambda m: m[0], sums), predictions.reshape(-1)
+
+        return eval_step
 
 
 @dataclasses.dataclass
@@ -173,7 +184,8 @@ class Sharded(Strategy):
         return jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=0)
 
     def compile_eval(self, step: Callable) -> Callable:
-        return jax.jit(step, out_shardings=self.state_sharding())
+        replicated = self.state_sharding()
+        return jax.jit(step, out_shardings=(replicated, replicated))
 
 
 STRATEGIES: dict[str, type[Strategy]] = {"single": Strategy, "pmap": Pmap, "sharded": Sharded}

@@ -59,8 +59,16 @@ class Run:
         return jnp.dtype(self.config.get("compute_dtype", "float32"))
 
     def init_state(self) -> TrainState:
-        """The fresh state from the init key, on the host's default device."""
-        return create_train_state(self.model, self.tx, self.keys["init"], self.dataset.image_shape)
+        """The fresh state from the init key, on the host's default device.
+
+        Compiled, not run op by op: eagerly, each of init's many small ops is dispatched
+        (and compiled) on its own, which costs seconds; compiled, it is one program that
+        the persistent compilation cache keeps.
+        """
+        shape = self.dataset.image_shape
+        return jax.jit(lambda key: create_train_state(self.model, self.tx, key, shape))(
+            self.keys["init"]
+        )
 
     def abstract_state(self, sharding=None) -> TrainState:
         """The state's shapes (nothing computed), placed as `sharding` says (default: the

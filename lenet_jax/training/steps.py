@@ -118,9 +118,11 @@ def make_eval_step(
     compute_dtype=jnp.float32,
     axis_name: str | None = None,
 ):
-    """Returns `eval_step(state, images, labels, mask) -> metric sums`.
+    """Returns `eval_step(state, images, labels, mask) -> (metric sums, predicted classes)`.
 
-    Sums (not means) so padded final batches and device shards combine exactly.
+    Sums (not means) so padded final batches and device shards combine exactly; the
+    predictions (argmax, int32) give the plots their confusion matrix without a second
+    pass over the split.
     """
     predict = make_predict_step(
         model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name
@@ -128,7 +130,8 @@ def make_eval_step(
 
     def eval_step(state: TrainState, images, labels, mask):
         logits = predict(state, images)
-        return metrics.batch_sums(logits, labels, metrics.cross_entropy(logits, labels), mask)
+        sums = metrics.batch_sums(logits, labels, metrics.cross_entropy(logits, labels), mask)
+        return sums, jnp.argmax(logits, -1).astype(jnp.int32)
 
     return eval_step
 
