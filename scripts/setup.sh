@@ -6,7 +6,8 @@
 # The interpreter: $PYTHON if set, else the newest CPython >= 3.12 found (python3.13 and
 # python3.12 on PATH, then pyenv's versions), else python3. jax >= 0.11 needs Python 3.12;
 # on 3.11 pyproject.toml pins the last JAX stack that runs there. Each candidate is run once,
-# so a pyenv shim that is not activated is skipped. $VENV names the virtualenv (.venv).
+# so a pyenv shim that is not activated is skipped. $PYTHON_VERSION=3.11 (say) takes the
+# newest interpreter of that version instead. $VENV names the virtualenv (.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -32,19 +33,27 @@ pick_python() {
     probe "$PYTHON" || { echo "setup: PYTHON=$PYTHON does not run" >&2; exit 1; }
     return
   fi
-  local candidates=(python3.13 python3.12)
+  local wanted="${PYTHON_VERSION:-}" pattern="3.1[2-9]"
+  [ -n "$wanted" ] && pattern="$wanted"
+  local candidates=(python3.13 python3.12 python3)
+  [ -n "$wanted" ] && candidates=("python$wanted" python3)
   if command -v pyenv >/dev/null 2>&1; then
     local root; root=$(pyenv root 2>/dev/null || true)
-    [ -n "$root" ] && candidates+=("$root"/versions/3.1[2-9]*/bin/python3)
+    [ -n "$root" ] && candidates+=("$root"/versions/$pattern*/bin/python3)
   fi
   local found="" line
   for candidate in "${candidates[@]}"; do
     line=$(probe "$candidate") || continue
-    case "${line%% *}" in 3.1[2-9]) found+="$line"$'\n' ;; esac
+    # shellcheck disable=SC2254  # $pattern is a glob on purpose
+    case "${line%% *}" in $pattern) found+="$line"$'\n' ;; esac
   done
   if [ -n "$found" ]; then
     printf '%s' "$found" | sort -V | tail -n1
     return
+  fi
+  if [ -n "$wanted" ]; then
+    echo "setup: no Python $wanted found" >&2
+    exit 3
   fi
   probe python3 || { echo "setup: no working python3" >&2; exit 1; }
 }

@@ -1,10 +1,23 @@
-"""Test set-up: 8 fake CPU devices (before jax initialises) and small real-format datasets."""
+"""Test set-up: 8 fake CPU devices (before jax initialises), one compilation cache for the
+session, and small real-format datasets."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
+# Many tests compile the same small steps, in this process and in the CLI subprocesses they
+# start (which inherit the variable): one private cache for the session, removed after it.
+_JAX_CACHE = tempfile.mkdtemp(prefix="lenet_jax_test_compilation_cache_")
+atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
+os.environ["LENET_JAX_COMPILATION_CACHE"] = _JAX_CACHE
+
+from lenet_jax.training import compilation_cache  # noqa: E402
+
+compilation_cache.enable()  # before the first compilation, or JAX ignores it
 
 import gzip  # noqa: E402
 import pathlib  # noqa: E402
