@@ -17,10 +17,12 @@ OPEN_SECTION = "model"  # the one part of a config a fork may extend (config.loc
 
 
 @contextlib.contextmanager
-def user_errors_as_one_line():
+def user_errors_as_one_line(exit=sys.exit):
     """Prints a UserError as `error: ...` on stderr and exits 2; other errors keep tracebacks.
 
-    `LENET_JAX_TRACEBACK=1` keeps the traceback of a UserError too, for debugging a model.
+    `exit` ends the process (`train` passes one that skips the interpreter's teardown, where
+    an interrupted checkpoint write would print its own noise). `LENET_JAX_TRACEBACK=1`
+    keeps the traceback of a UserError too, for debugging a model.
     """
     try:
         yield
@@ -28,7 +30,7 @@ def user_errors_as_one_line():
         if os.environ.get("LENET_JAX_TRACEBACK"):
             raise
         print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_USER_ERROR)
+        exit(EXIT_USER_ERROR)
 
 
 def _one_line(message: str) -> str:

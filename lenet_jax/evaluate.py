@@ -1,8 +1,9 @@
 """`python -m lenet_jax.evaluate --workdir DIR [--checkpoint latest|best|STEP]`.
 
-Restores a checkpoint and the run's config, evaluates the test split and prints one JSON
-line (every metric training reports, per-class accuracy, confusion matrix); also writes
-DIR/eval.json and the plots in DIR/plots/.
+Restores a checkpoint and the run's config, evaluates the test split (all of it, or with
+`--num_examples=N` the run's own fixed subset of N) and prints one JSON line (every metric
+training reports, the examples scored, per-class accuracy, confusion matrix); also writes
+DIR/eval.json and the plots in DIR/plots/, unless a run holds the workdir.
 """
 
 import json
@@ -14,6 +15,9 @@ from lenet_jax.report.evaluation import evaluate_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "latest, best, or a step number.")
+_NUM_EXAMPLES = flags.DEFINE_integer(
+    "num_examples", 0, "Score the run's fixed subset of this many test examples (0: all)."
+)
 
 
 def main(argv: list[str]) -> None:
@@ -21,7 +25,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.ERROR)  # orbax warns that read-only is read-only
     with cli.user_errors_as_one_line():
-        report = evaluate_workdir(_WORKDIR.value, _CHECKPOINT.value)
+        report = evaluate_workdir(_WORKDIR.value, _CHECKPOINT.value, _NUM_EXAMPLES.value)
     print(json.dumps(report), flush=True)
 
 

@@ -30,15 +30,17 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save step at INFO
-    with cli.user_errors_as_one_line():
+    # orbax logs every save at INFO, and a failed save from each of its threads at ERROR:
+    # the trainer reports such failures itself, in one line.
+    logging.set_verbosity(logging.FATAL)
+    with cli.user_errors_as_one_line(exit=exit_now):
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
         config = cli.config_or_error(_CONFIG)
         try:
             result = train_and_evaluate(config, _WORKDIR.value)
         except Preempted as e:
             print(f"{e}. Rerun the same command to resume.", flush=True)
-            sys.exit(143)
+            exit_now(143)
     if distributed.is_main_process():
         from lenet_jax.report import plots  # matplotlib, only once training is done
 
@@ -49,17 +51,19 @@ def main(argv: list[str]) -> None:
             f"outputs in {_WORKDIR.value}",
             flush=True,
         )
-    exit_now()
+    exit_now(0)
 
 
-def exit_now() -> None:
+def exit_now(code: int) -> None:
     """Ends a single-process run at once: everything is written and closed by now, and the
     interpreter's teardown of JAX's runtime and orbax's threads would only add to the wall
-    time. A multi-host run exits normally, so `jax.distributed` shuts down in step."""
+    time (and, after an interrupted save, print their noise). A multi-host run exits
+    normally, so `jax.distributed` shuts down in step."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     if distributed.is_single_process():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

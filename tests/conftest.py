@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
 SHARED = REPO.parent / "shared"
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
@@ -69,21 +70,25 @@ def tiny_mnist_dir(tmp_path_factory) -> pathlib.Path:
     return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
 
 
-@pytest.fixture
-def tiny_config(tiny_mnist_dir):
-    """A seconds-long CPU run on `tiny_mnist_dir`, single device."""
+def tiny_config_for(data_dir, *, num_epochs: int = 2):
+    """A seconds-long CPU run on a `make_tiny_mnist` folder, single device."""
     from lenet_jax.config import load_config_file
 
     config = load_config_file(str(REPO / "configs" / "fashion.py:smoke"))
     config.dataset = "mnist"
-    config.data_dir = str(tiny_mnist_dir)
+    config.data_dir = str(data_dir)
     config.num_train_examples = 0
     config.num_test_examples = 0
     config.batch_size = 64
     config.eval_batch_size = 128
-    config.num_epochs = 2
+    config.num_epochs = num_epochs
     config.parallelism = "single"
     return config
+
+
+@pytest.fixture
+def tiny_config(tiny_mnist_dir):
+    return tiny_config_for(tiny_mnist_dir)
 
 
 requires_fashion = pytest.mark.skipif(

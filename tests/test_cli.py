@@ -27,6 +27,7 @@ def error_lines(result) -> list[str]:
         (["--config.batch_size=0"], "config.batch_size=0 is not allowed"),
         (["--config.optimizer.name=rmsprop"], "config.optimizer.name='rmsprop' is not allowed"),
         (["--config.batch_size=abc"], "--config.batch_size=abc"),
+        (["--config.model.width=32"], "unknown config field 'model.width'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(overrides, message, tiny_mnist_dir, tmp_path):

@@ -1,6 +1,13 @@
-"""A small on-disk cache of decoded arrays, so a slow first load is not paid twice."""
+"""A small on-disk cache of decoded arrays, so a slow first load is not paid twice.
+
+Entries are written under a temporary name and renamed, and verified when read (the zip
+format's per-member CRC): a damaged entry (a full disk, a crash, a bad sector) is warned
+about, removed and built again, never a crash of every later run.
+"""
 
 import os
+import sys
+import zipfile
 from collections.abc import Callable
 
 import numpy as np
@@ -22,8 +29,17 @@ def load_or_build(key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[
     """
     path = os.path.join(cache_dir(), key + ".npz")
     if os.path.isfile(path):
-        with np.load(path) as stored:
-            return {name: stored[name] for name in stored.files}
+        try:
+            with np.load(path) as stored:
+                return {name: stored[name] for name in stored.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            print(
+                f"warning: {path}: damaged cache entry ({type(e).__name__}: {e}); removed, "
+                "building it again",
+                file=sys.stderr,
+                flush=True,
+            )
+            os.remove(path)
     arrays = build()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"

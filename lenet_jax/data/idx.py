@@ -2,6 +2,8 @@
 
 import gzip
 import hashlib
+import io
+import math
 import os
 
 import numpy as np
@@ -9,6 +11,10 @@ import numpy as np
 from lenet_jax.errors import UserError
 
 _IDX_DTYPE_UBYTE = 0x08
+_MAX_DIMENSIONS = 8
+# No dataset file shipped as IDX comes near this; a .gz that claims more is refused before
+# it is decompressed into memory.
+MAX_DECOMPRESSED_BYTES = 1 << 30
 
 
 def read_verified(path: str, *, raw_sha256: str | None, gz_sha256: str | None) -> bytes:
@@ -24,9 +30,11 @@ def read_verified(path: str, *, raw_sha256: str | None, gz_sha256: str | None) -
     if is_gzip and gz_sha256 and hashlib.sha256(stored).hexdigest() == gz_sha256:
         return gzip.decompress(stored)
     try:
-        data = gzip.decompress(stored) if is_gzip else stored
-    except (OSError, EOFError) as e:
+        data = _gunzip(stored) if is_gzip else stored
+    except (OSError, EOFError, ValueError) as e:
         raise UserError(f"{path}: not a readable gzip file ({e})") from None
+    if len(data) > MAX_DECOMPRESSED_BYTES:
+        raise UserError(f"{path}: decompresses to over {MAX_DECOMPRESSED_BYTES:,} bytes")
     if raw_sha256 and hashlib.sha256(data).hexdigest() != raw_sha256:
         raise UserError(
             f"{path}: SHA-256 of its contents does not match the original dataset file; "
@@ -35,15 +43,32 @@ def read_verified(path: str, *, raw_sha256: str | None, gz_sha256: str | None) -
     return data
 
 
+def _gunzip(stored: bytes) -> bytes:
+    """The decompressed bytes, reading at most one byte past MAX_DECOMPRESSED_BYTES."""
+    with gzip.GzipFile(fileobj=io.BytesIO(stored)) as f:
+        return f.read(MAX_DECOMPRESSED_BYTES + 1)
+
+
 def parse(data: bytes, path: str) -> np.ndarray:
-    """Parses IDX bytes (unsigned-byte payload) into a uint8 array of the header's shape."""
+    """Parses IDX bytes (unsigned-byte payload) into a uint8 array of the header's shape.
+
+    The header's shape is checked against the bytes present before anything is allocated,
+    so a cut or forged header is one UserError, never a huge allocation.
+    """
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _IDX_DTYPE_UBYTE:
-        raise UserError(f"{path}: not an unsigned-byte IDX file")
+        raise UserError(f"{path}: not an unsigned-byte IDX file (wrong magic number)")
     ndim = data[3]
+    if not 1 <= ndim <= _MAX_DIMENSIONS:
+        raise UserError(f"{path}: IDX header declares {ndim} dimensions (1 to 8 expected)")
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise UserError(f"{path}: IDX header is cut short ({len(data)} of {header} bytes)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    if len(data) != header + int(np.prod(shape)):
-        raise UserError(f"{path}: IDX header says shape {shape} but the file size differs")
+    if len(data) != header + math.prod(shape):
+        raise UserError(
+            f"{path}: IDX header says shape {shape} ({header + math.prod(shape):,} bytes) "
+            f"but the file size differs ({len(data):,} bytes)"
+        )
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 

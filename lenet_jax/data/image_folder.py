@@ -131,5 +131,5 @@ def _decode(path: str) -> np.ndarray:
             return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     except UnidentifiedImageError as e:
         raise UserError(f"{path}: not an image file PIL can read") from e
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Exception as e:  # PIL raises many types on damaged files (struct.error, ...)
         raise UserError(f"{path}: corrupt image ({type(e).__name__}: {e})") from e

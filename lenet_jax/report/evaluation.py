@@ -1,27 +1,63 @@
 """The evaluation report of a split's logits: every metric, per-class accuracy, confusion."""
 
+import dataclasses
 import json
 import os
+import sys
 
 import numpy as np
 
+from lenet_jax.errors import UserError
 from lenet_jax.training import metrics
 from lenet_jax.training.run import Snapshot
 
 
-def evaluate_workdir(workdir: str, checkpoint: str = "best") -> dict:
+def evaluate_workdir(workdir: str, checkpoint: str = "best", num_examples: int = 0) -> dict:
     """The test split's report for `checkpoint` of the run in `workdir` (the `evaluate`
-    command); also writes workdir/eval.json and the plots."""
+    command): all of the split, or the run's own fixed subset of `num_examples`. Writes
+    workdir/eval.json and the plots, atomically, unless a run holds the workdir."""
     from lenet_jax.report import plots
     from lenet_jax.report.inference import load_run, predict_split
+    from lenet_jax.training import lock
 
     snapshot = load_run(workdir, checkpoint)
+    available = len(snapshot.dataset.test_labels)
+    if not 0 <= num_examples <= available:
+        raise UserError(f"--num_examples={num_examples}: expected 0 (all) to {available}")
+    if num_examples:
+        snapshot = dataclasses.replace(
+            snapshot,
+            run=dataclasses.replace(snapshot.run, dataset=snapshot.dataset.take(0, num_examples)),
+        )
     logits, labels = predict_split(snapshot)
     report = evaluation_report(snapshot, logits, labels)
+    trained_on = snapshot.config.num_test_examples or available
+    print(
+        f"scored {len(labels):,} test examples of {available:,}"
+        + (f" (the run evaluated on {trained_on:,}: --num_examples={trained_on})"
+           if trained_on != len(labels) else ""),
+        file=sys.stderr,
+        flush=True,
+    )  # fmt: skip
+    busy = lock.holder(workdir)
+    if busy:
+        print(
+            f"note: {workdir} is in use by {busy}; eval.json and plots not written",
+            file=sys.stderr,
+            flush=True,
+        )
+        return report
     report["plots"] = plots.write_run_plots(workdir, snapshot, logits.argmax(-1))
-    with open(os.path.join(workdir, "eval.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    atomic_write_text(os.path.join(workdir, "eval.json"), json.dumps(report, indent=2))
     return report
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes `text` to `path` under a temporary name and renames it: never a cut file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def evaluation_report(snapshot: Snapshot, logits: np.ndarray, labels: np.ndarray) -> dict:
@@ -32,6 +68,7 @@ def evaluation_report(snapshot: Snapshot, logits: np.ndarray, labels: np.ndarray
     per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
     return {
         "step": snapshot.step,
+        "num_examples": len(labels),
         **metrics.evaluate_logits(logits, labels),
         "per_class_accuracy": {name: round(float(acc), 4) for name, acc in zip(names, per_class)},
         "confusion_matrix": confusion.tolist(),

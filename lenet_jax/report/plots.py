@@ -182,6 +182,9 @@ def _say(ax, text: str) -> None:
 
 
 def _save(fig: Figure, path: str) -> str:
+    """Saves under a temporary name and renames: a crash never leaves a cut PNG."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=_DPI)
+    tmp = f"{path}.{os.getpid()}.tmp.png"
+    fig.savefig(tmp, dpi=_DPI)
+    os.replace(tmp, path)
     return path

@@ -54,8 +54,14 @@ class Checkpoints:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None:
+            self.close()
+            return
+        try:  # already failing: that error, not a second one from the unfinished save, is news
+            self.close()
+        except Exception:
+            pass
 
     def close(self) -> None:
         self.manager.wait_until_finished()
@@ -69,6 +75,7 @@ class Checkpoints:
 
     def save(self, step: int, state, loop: dict, *, metrics: dict | None = None) -> None:
         """Saves asynchronously; `metrics` (test accuracy) ranks the best checkpoint."""
+        self.manager.check_for_errors()  # a failed asynchronous save surfaces here, not later
         if step in self.manager.all_steps():
             return  # already saved at this step (e.g. epoch end, then the final save)
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop))
@@ -130,6 +137,14 @@ class Checkpoints:
         os.rename(os.path.join(self.directory, str(step)), target)
         self.manager.reload()
         return target
+
+
+def committed_steps(directory: str) -> list[int]:
+    """The steps saved whole under `directory` (orbax writes under a temporary name, then
+    renames), read from the file system alone."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
 
 
 def _first_line(e: Exception) -> str:

@@ -16,6 +16,7 @@ import sys
 import time
 
 import jax
+import numpy as np
 
 from lenet_jax.errors import UserError
 from lenet_jax.training import batches, distributed, steps
@@ -47,6 +48,15 @@ def resolve_epoch_loop(epoch_loop: str, strategy: Strategy) -> str:
             f"{strategy.name!r}; use parallelism=single or epoch_loop=python"
         )
     return epoch_loop
+
+
+def check_finite(loss: float, step: int, epoch: int) -> None:
+    """A non-finite loss stops the run; the last checkpoint saved is the last finite one."""
+    if not np.isfinite(loss):
+        raise UserError(
+            f"train loss became {loss} by step {step} (epoch {epoch + 1}); lower "
+            "config.optimizer.learning_rate (the checkpoints saved so far are finite and kept)"
+        )
 
 
 def make_runner(run: Run, guard):
@@ -81,6 +91,7 @@ class StepLoop:
             stream=sys.stdout if distributed.is_main_process() else io.StringIO(),
         )
         pending, started, timed_from = [], time.perf_counter(), 0
+        single = distributed.is_single_process()
         with progress:
             for i, (x, y) in zip(range(first, per_epoch), placed):
                 state, sums = self.train_step(state, x, y, run.keys["train"])
@@ -92,8 +103,12 @@ class StepLoop:
                     self.compiled = True
                     started, timed_from = time.perf_counter(), len(pending)
                 due = progress.due(i + 1)  # fetching the loss syncs: only on logging steps
-                progress.update(i + 1, float(sums["loss"] / sums["count"]) if due else None)
-                if self.guard.stop_requested:
+                loss = float(sums["loss"] / sums["count"]) if due else None
+                if due:
+                    check_finite(loss, epoch * per_epoch + i + 1, epoch)
+                progress.update(i + 1, loss)
+                # One process reads its own flag each step; several agree on logging steps.
+                if self.guard.stop_requested if single else due and self.guard.agreed_stop():
                     break
             jax.block_until_ready((state, pending))  # the epoch's time includes its steps
         return EpochResult(state, pending, time.perf_counter() - started, len(pending) - timed_from)

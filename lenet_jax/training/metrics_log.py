@@ -1,7 +1,44 @@
-"""`workdir/metrics.jsonl`: one JSON object per line, appended as training goes."""
+"""`workdir/metrics.jsonl`: one JSON object per line, appended as training goes.
+
+A line is appended whole and flushed, but a `kill -9` or a power cut can still leave the
+last one cut short: readers skip a cut last line. A resumed run rewrites the file from the
+rows its checkpoint carries, so nothing a crash did to the file is kept (a checkpoint from
+before those rows existed: the file's own rows up to the restored step, a cut last line
+dropped with a warning). A damaged line elsewhere is a `UserError` naming it.
+"""
 
 import json
 import os
+import sys
+
+from lenet_jax.errors import UserError
+
+
+def _parse(path: str, lines: list[str]) -> tuple[list[dict], bool]:
+    """The rows of `lines`, and whether a cut last line was skipped."""
+    rows, cut = [], False
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or "step" not in row:
+                raise ValueError("not a metrics row")
+        except ValueError as e:
+            if number == len(lines) and not line.endswith("\n"):
+                cut = True
+                continue
+            raise UserError(
+                f"{path}: line {number} is not a metrics row ({e}); fix or remove that line"
+            ) from None
+        rows.append(row)
+    return rows, cut
+
+
+def read_rows(path: str) -> list[dict]:
+    """The rows of a metrics.jsonl, skipping a last line cut short by a crash."""
+    with open(path) as f:
+        return _parse(path, f.readlines())[0]
 
 
 class MetricsLog:
@@ -11,20 +48,32 @@ class MetricsLog:
     resumed run, so keeping them would duplicate them.
     """
 
-    def __init__(self, path: str, *, resume_step: int, enabled: bool = True):
+    def __init__(
+        self,
+        path: str,
+        *,
+        resume_step: int,
+        history: list[dict] | None = None,
+        enabled: bool = True,
+    ):
         self.path = path
         self.enabled = enabled
+        self.rows: list[dict] = []  # as resumed
         if enabled:
-            self._truncate_after(resume_step)
+            self._resume(resume_step, history)
 
-    def _truncate_after(self, step: int) -> None:
-        if not os.path.exists(self.path):
-            return
-        with open(self.path) as f:
-            rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    def _resume(self, step: int, history: list[dict] | None) -> None:
+        if history is None:
+            if not os.path.exists(self.path):
+                return
+            with open(self.path) as f:
+                history, cut = _parse(self.path, f.readlines())
+            if cut:
+                print(f"warning: {self.path}: dropped its last line, cut short", file=sys.stderr)
+        self.rows = [row for row in history if row["step"] <= step]
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            f.writelines(rows)
+            f.writelines(json.dumps(row) + "\n" for row in self.rows)
         os.replace(tmp, self.path)
 
     def write(self, row: dict) -> None:
@@ -32,8 +81,3 @@ class MetricsLog:
             return
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-
-
-def read_rows(path: str) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]

@@ -1,7 +1,17 @@
-"""SIGTERM/SIGINT become a request to stop after the current step, not a lost run."""
+"""SIGTERM/SIGINT become a request to stop at a step boundary, not a lost run.
+
+On several processes a signal may reach one of them, or all at slightly different times;
+they must still stop at the same step, or the others would wait for it in the next
+collective forever. `agreed_stop()` is asked at the same steps by every process (the
+loop's logging steps and each epoch's end) and is true on all of them once any of them
+was signalled (`multihost_utils.process_allgather` of each process's flag).
+"""
 
 import signal
 import threading
+
+import jax
+import numpy as np
 
 
 class PreemptionGuard:
@@ -35,5 +45,21 @@ class PreemptionGuard:
         self.stop_requested = True
         self.signal_number = signum
         print(
-            f"received {signal.Signals(signum).name}: stopping after the current step", flush=True
+            f"received {signal.Signals(signum).name}: stopping at the next step boundary",
+            flush=True,
         )
+
+    def agreed_stop(self) -> bool:
+        """Whether to stop now: this process's flag, or on several processes, anyone's.
+
+        Every process must call it at the same points of the run.
+        """
+        if jax.process_count() == 1:
+            return self.stop_requested
+        from jax.experimental import multihost_utils
+
+        flags = multihost_utils.process_allgather(np.asarray(self.stop_requested, np.int32))
+        # `or`, not `=`: a signal handled while the gather ran must not be overwritten by
+        # flags gathered before it (it is then agreed on at the next call).
+        self.stop_requested = self.stop_requested or bool(np.asarray(flags).any())
+        return bool(np.asarray(flags).any())

@@ -25,6 +25,9 @@ class JsonlWriter:
         for split, scalars in rows.items():
             self.log.write({"step": step, "epoch": epoch, "split": split, **scalars})
 
+    def rows(self) -> list[dict]:
+        return list(self.log.rows)
+
     def flush(self) -> None:
         pass
 
@@ -84,6 +87,10 @@ class MultiWriter:
         for writer in self.writers:
             writer.write(step, epoch, rows)
 
+    def rows(self) -> list[dict]:
+        """The rows metrics.jsonl holds as resumed ([] where this process writes none)."""
+        return next((w.rows() for w in self.writers if hasattr(w, "rows")), [])
+
     def flush(self) -> None:
         for writer in self.writers:
             writer.flush()
@@ -99,10 +106,20 @@ class MultiWriter:
         self.close()
 
 
-def create_writer(workdir: str, *, resume_step: int, num_epochs: int, main: bool) -> MultiWriter:
-    """The run's writer; on processes other than 0 it writes nothing."""
+def create_writer(
+    workdir: str,
+    *,
+    resume_step: int,
+    num_epochs: int,
+    main: bool,
+    history: list[dict] | None = None,
+) -> MultiWriter:
+    """The run's writer; on processes other than 0 it writes nothing. `history`, the rows
+    the restored checkpoint carries, is what metrics.jsonl is rebuilt from."""
     if not main:
         return MultiWriter([])
-    log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=resume_step)
+    log = MetricsLog(
+        os.path.join(workdir, "metrics.jsonl"), resume_step=resume_step, history=history
+    )
     tensorboard = TensorBoardWriter(workdir, resume_step=resume_step)
     return MultiWriter([JsonlWriter(log), TensorBoardSink(tensorboard), ConsoleWriter(num_epochs)])
