@@ -5,6 +5,7 @@ import hashlib
 import io
 import math
 import os
+import zlib
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def read_verified(path: str, *, raw_sha256: str | None, gz_sha256: str | None) -
         return gzip.decompress(stored)
     try:
         data = _gunzip(stored) if is_gzip else stored
-    except (OSError, EOFError, ValueError) as e:
+    except (OSError, EOFError, ValueError, zlib.error) as e:
         raise UserError(f"{path}: not a readable gzip file ({e})") from None
     if len(data) > MAX_DECOMPRESSED_BYTES:
         raise UserError(f"{path}: decompresses to over {MAX_DECOMPRESSED_BYTES:,} bytes")
