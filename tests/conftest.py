@@ -9,6 +9,9 @@ import tempfile
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several workers share the cores: one compute thread each, not a pool each.
+    os.environ["XLA_FLAGS"] += " --xla_cpu_multi_thread_eigen=false"
 # Many tests compile the same small steps, in this process and in the CLI subprocesses they
 # start (which inherit the variable): one private cache for the session, removed after it.
 _JAX_CACHE = tempfile.mkdtemp(prefix="lenet_jax_test_compilation_cache_")

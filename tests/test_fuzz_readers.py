@@ -43,6 +43,7 @@ idx_like = st.one_of(
 
 @FUZZ
 @given(data=idx_like, gz=st.booleans())
+@example(data=idx_header([0, 0, 512, 512 * 2**16, 32, 0]), gz=False)  # found: empty, absurd
 def test_idx_reader_returns_an_array_or_one_user_error(tmp_path, data, gz):
     path = pathlib.Path(tempfile.mkdtemp(dir=tmp_path)) / ("f.gz" if gz else "f")
     path.write_bytes(gzip.compress(data) if gz else data)
@@ -69,6 +70,9 @@ def test_a_gz_that_is_not_gzip_inside_is_one_user_error(tmp_path, data):
 def test_an_absurd_declared_size_allocates_nothing(tmp_path):
     path = tmp_path / "huge"
     path.write_bytes(idx_header([2**32 - 1] * 4) + b"\0" * 16)
+    with pytest.raises(UserError, match="IDX header declares absurd dimensions"):
+        idx.parse(path.read_bytes(), str(path))
+    path.write_bytes(idx_header([2**31, 2**31]) + b"\0" * 16)  # 4 EiB declared, 16 B there
     with pytest.raises(UserError, match="IDX header says shape"):
         idx.parse(path.read_bytes(), str(path))
 

@@ -65,6 +65,8 @@ def parse(data: bytes, path: str) -> np.ndarray:
     if len(data) < header:
         raise UserError(f"{path}: IDX header is cut short ({len(data)} of {header} bytes)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if math.prod(max(d, 1) for d in shape) >= 2**62:  # an empty array of absurd dimensions
+        raise UserError(f"{path}: IDX header declares absurd dimensions {shape}")
     if len(data) != header + math.prod(shape):
         raise UserError(
             f"{path}: IDX header says shape {shape} ({header + math.prod(shape):,} bytes) "
