@@ -72,7 +72,7 @@ def test_an_absurd_declared_size_allocates_nothing(tmp_path):
     path.write_bytes(idx_header([2**32 - 1] * 4) + b"\0" * 16)
     with pytest.raises(UserError, match="IDX header declares absurd dimensions"):
         idx.parse(path.read_bytes(), str(path))
-    path.write_bytes(idx_header([2**31, 2**31]) + b"\0" * 16)  # 4 EiB declared, 16 B there
+    path.write_bytes(idx_header([2**30, 2**30]) + b"\0" * 16)  # 1 EiB declared, 16 B there
     with pytest.raises(UserError, match="IDX header says shape"):
         idx.parse(path.read_bytes(), str(path))
 
