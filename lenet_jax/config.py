@@ -19,8 +19,17 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 def base_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     # Data.
-    config.dataset = "fashion_mnist"  # TFDS name: fashion_mnist, mnist, cifar10
+    # A dataset with local files (fashion_mnist, mnist, cifar10), or any TFDS
+    # image-classification name (kmnist, emnist/letters, cifar100, svhn_cropped, ...).
+    config.dataset = "fashion_mnist"
     config.data_dir = ""  # local files; "" = the dataset's default place, then TFDS
+    config.tfds_data_dir = ""  # where TFDS datasets are prepared; "" = TFDS's default
+    # The splits trained and evaluated on, sliced as TFDS slices: "train[:90%]" and
+    # "train[90%:]" carve a validation split out of train.
+    config.train_split = "train"
+    config.eval_split = "test"
+    # A TFDS split whose decoded images exceed this is read a batch at a time from disk.
+    config.max_in_memory_mb = 4096.0
     config.num_train_examples = 0  # 0 = the whole train split; fewer for smoke runs
     config.num_test_examples = 0  # 0 = the whole test split
     # Model: `name` picks a registered model or names `package.module:attr`; the other
@@ -110,6 +119,7 @@ _POSITIVE = (
     "keep_checkpoints",
     "log_every_steps",
     "optimizer.learning_rate",
+    "max_in_memory_mb",
 )
 _NON_NEGATIVE = ("augment.crop_padding", "augment.cutout_size")
 _FRACTIONS = ("model.dropout_rate", "label_smoothing")  # in [0, 1)

@@ -18,7 +18,7 @@ from flax import linen as nn
 from flax import nnx
 
 from lenet_jax import cli
-from lenet_jax.data import DATASETS, known_datasets
+from lenet_jax.data import get_spec
 from lenet_jax.errors import UserError
 from lenet_jax.models import LinenModel, build_model
 
@@ -33,12 +33,13 @@ def image_shape(config: ml_collections.ConfigDict, override: list[str] | None = 
         if len(shape) != 3 or min(shape) < 1:
             raise UserError(f"--input_shape={','.join(override)}: expected H,W,C, e.g. 28,28,1")
         return shape
-    if config.dataset not in DATASETS:
+    try:
+        return get_spec(config.dataset, config.get("tfds_data_dir", "")).image_shape
+    except UserError as e:
         raise UserError(
-            f"config.dataset={config.dataset!r}: image shape unknown here; known: "
-            f"{known_datasets()}, or pass --input_shape=H,W,C"
-        )
-    return DATASETS[config.dataset].image_shape
+            f"config.dataset={config.dataset!r}: image shape unknown here ({e}); "
+            "pass --input_shape=H,W,C"
+        ) from None
 
 
 def layer_shapes(model: nn.Module, x: jax.Array, **kwargs) -> list[tuple[str, object]]:

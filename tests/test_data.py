@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 from conftest import FASHION_DIR, requires_fashion, write_idx
 
 from lenet_jax import data
@@ -93,20 +92,8 @@ def test_missing_data_offline_says_how_to_get_it(monkeypatch, tmp_path):
     spec = data.DATASETS["fashion_mnist"]
     absent = dataclasses.replace(spec, default_dir=str(tmp_path / "absent"))
     monkeypatch.setitem(data.DATASETS, "fashion_mnist", absent)
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
-        data.load_dataset("fashion_mnist")
-
-
-def test_tfds_is_the_fallback_when_no_local_files(monkeypatch, tmp_path):
-    spec = data.DATASETS["fashion_mnist"]
-    absent = dataclasses.replace(spec, default_dir=str(tmp_path / "absent"))
-    monkeypatch.setitem(data.DATASETS, "fashion_mnist", absent)
-    with tfds.testing.mock_data(num_examples=12):
-        ds = data.load_dataset("fashion_mnist")
-    assert ds.source == "tfds"
-    assert ds.train_images.shape == (12, 28, 28, 1) and ds.train_images.dtype == np.uint8
-    assert ds.train_labels.dtype == np.int32
+        data.load_dataset("fashion_mnist", tfds_data_dir=str(tmp_path / "tfds"))
 
 
 def test_take_cuts_both_splits():

@@ -1,6 +1,7 @@
 """Data: the dataset registry, readers for IDX files, image folders and TFDS, and a cache.
 
-`load_dataset(name, data_dir)` returns a `Dataset` with both splits in memory as uint8.
+`load_dataset(name, ...)` returns a `Dataset`: the train and eval splits as uint8 arrays, or,
+for a TFDS split larger than the memory budget, images streamed by index.
 """
 
 from lenet_jax.data.dataset import Dataset

@@ -4,13 +4,17 @@ import dataclasses
 
 import numpy as np
 
+from lenet_jax.data.streaming import is_streamed
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """Both splits of one dataset; images are uint8 NHWC, labels int32.
+    """The train split and the eval split (`test_*`) of one dataset; images are uint8
+    NHWC, labels int32.
 
     Images stay uint8 on the host: the compiled step normalises them on the device with
-    `mean` and `std`, so only bytes move.
+    `mean` and `std`, so only bytes move. A split too large for memory has
+    `streaming.StreamedImages` for its images, read by index like an array.
     """
 
     name: str
@@ -41,6 +45,8 @@ class Dataset:
             if not n or n >= len(labels):
                 return images, labels
             keep = np.sort(np.random.default_rng(0).permutation(len(labels))[:n])
+            if is_streamed(images):
+                return images.subset(keep), labels[keep]
             return images[keep], labels[keep]
 
         train_images, train_labels = subset(self.train_images, self.train_labels, num_train)

@@ -82,3 +82,14 @@ def find(directory: str, stem: str) -> str | None:
         if os.path.isfile(path):
             return path
     return None
+
+
+def upstream_gz(path: str, stem: str, mtime: int) -> bytes:
+    """The upstream `.gz` of a copy that carries the same compressed payload under another
+    gzip header (Debian's): the payload with the upstream header (mtime, file name)."""
+    with open(path, "rb") as f:
+        stored = f.read()
+    if len(stored) < 18 or stored[:3] != b"\x1f\x8b\x08" or stored[3] != 0:
+        raise UserError(f"{path}: not a gzip file with a plain 10-byte header")
+    header = b"\x1f\x8b\x08\x08" + mtime.to_bytes(4, "little") + b"\x00\x03" + stem.encode()
+    return header + b"\x00" + stored[10:]

@@ -1,13 +1,12 @@
 """The dataset registry: one spec per dataset, the single place for a dataset's facts.
 
 Loading (`loading.py`), `summary` (the input shape), `predict` (the image shape and class
-names) and the benchmark all read a dataset's spec from here, so adding a dataset is one
-entry in `DATASETS`.
+names) and the benchmark all read a dataset's spec from here, so adding a dataset with
+local files is one entry in `DATASETS`. Any other TFDS image-classification dataset gets
+its spec from its TFDS builder (`get_spec`), with mean and std computed on its train split.
 """
 
 import dataclasses
-
-from lenet_jax.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,6 +14,9 @@ class IdxFile:
     stem: str
     raw_sha256: str | None  # of the un-gzipped original, where known
     gz_sha256: str | None  # of the upstream .gz, as registered by TFDS
+    # The upstream .gz header's mtime. Debian ships the same compressed payload under a
+    # header of its own; with this, the upstream file is rebuilt byte for byte.
+    gz_mtime: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,16 +24,17 @@ class DatasetSpec:
     """What the toolkit knows of a dataset before reading any of it.
 
     `source` says what local files look like: "idx" (four MNIST-style IDX files in a
-    folder, checked against `idx_files`' checksums) or "image_folder"
-    (`<dir>/<split>/<class>/<image>`). TFDS, by the same name, is every dataset's fallback.
+    folder, checked against `idx_files`' checksums), "image_folder"
+    (`<dir>/<split>/<class>/<image>`), or "tfds" (none: TFDS only). TFDS, by the same name,
+    is every dataset's fallback.
     """
 
     name: str
-    source: str  # "idx" | "image_folder"
+    source: str  # "idx" | "image_folder" | "tfds"
     image_shape: tuple[int, int, int]  # H, W, C
     class_names: tuple[str, ...]  # an image folder's own class folders take precedence
-    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
-    std: tuple[float, ...]
+    mean: tuple[float, ...] | None  # per channel, on the [0, 1] scale; None = computed
+    std: tuple[float, ...] | None  # on the train split when loaded
     install_hint: str
     default_dir: str | None = None
     idx_files: dict[str, tuple[IdxFile, IdxFile]] | None = None  # split -> (images, labels)
@@ -68,11 +71,13 @@ FASHION_MNIST = DatasetSpec(
                 "train-images-idx3-ubyte",
                 "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
                 "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                1504176606,
             ),
             IdxFile(
                 "train-labels-idx1-ubyte",
                 "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
                 "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                1504176606,
             ),
         ),
         "test": (
@@ -80,11 +85,13 @@ FASHION_MNIST = DatasetSpec(
                 "t10k-images-idx3-ubyte",
                 "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
                 "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                1504176627,
             ),
             IdxFile(
                 "t10k-labels-idx1-ubyte",
                 "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
                 "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                1504176627,
             ),
         ),
     },
@@ -154,7 +161,19 @@ def known_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
-def get_spec(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise UserError(f"config.dataset: unknown dataset {name!r}; known: {known_datasets()}")
-    return DATASETS[name]
+def get_spec(name: str, tfds_data_dir: str = "") -> DatasetSpec:
+    """The spec of `name`: a registered one, else one made from its TFDS builder's info."""
+    if name in DATASETS:
+        return DATASETS[name]
+    from lenet_jax.data import tfds_source  # imports TFDS, which registered datasets avoid
+
+    found = tfds_source.open_dataset(name, tfds_data_dir)
+    return DatasetSpec(
+        name=name,
+        source="tfds",
+        image_shape=found.image_shape,
+        class_names=found.class_names,
+        mean=None,
+        std=None,
+        install_hint=f"prepare it in the TFDS data dir {tfds_data_dir or '(TFDS default)'}",
+    )

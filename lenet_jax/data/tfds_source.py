@@ -1,57 +1,230 @@
-"""TFDS as every dataset's fallback: prepared splits read through `tfds.data_source`.
+"""TFDS: any image-classification dataset by name, read through `tfds.data_source`.
 
-TensorFlow Datasets is imported only here and only when a dataset has no local files, so
-a run on local data never imports it.
+TensorFlow Datasets is imported only here, and only when a dataset has no local files, so
+a run on local data never imports it. Reading needs no TensorFlow: a dataset prepared as
+`array_record` is read by index (random access), which is also what lets a split larger
+than memory be streamed (`streaming.py`). Preparing a stock dataset needs TensorFlow;
+`scripts/prepare_tfds.py` prepares offline without it.
+
+Where data lives is always passed explicitly (`data_dir`, "" for TFDS's own default),
+because TFDS reads `TFDS_DATA_DIR` once, at import.
 """
 
+import dataclasses
+import difflib
+import os
 import socket
+import urllib.parse
+import urllib.request
 
-import numpy as np
+from lenet_jax.data.registry import known_datasets
+from lenet_jax.errors import UserError
 
 
 class TfdsUnavailable(Exception):
-    """TFDS has no prepared copy and cannot download one here."""
+    """TFDS has no readable copy of the dataset and cannot make one here."""
 
 
-def load_tfds(name: str) -> dict[str, np.ndarray]:
-    """Both splits of TFDS dataset `name` as {"train_images", "train_labels", ...} arrays."""
+@dataclasses.dataclass(frozen=True)
+class TfdsDataset:
+    """A TFDS dataset's builder and the two features the toolkit trains on."""
+
+    name: str  # as requested: `emnist/letters`
+    builder: object  # tfds.core.DatasetBuilder
+    image_key: str
+    label_key: str
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+
+    @property
+    def version(self) -> str:
+        return str(self.builder.info.version)
+
+    @property
+    def data_dir(self) -> str:
+        return os.fspath(self.builder.data_dir)
+
+
+def _tfds():
     import tensorflow_datasets as tfds
 
-    arrays = {}
-    for split in ("train", "test"):
-        source = _tfds_source(tfds, name, split)
-        examples = [source[i] for i in range(len(source))]
-        arrays[f"{split}_images"] = np.stack([np.asarray(ex["image"]) for ex in examples])
-        arrays[f"{split}_labels"] = np.asarray([ex["label"] for ex in examples], np.int32)
-    return arrays
+    return tfds
 
 
-def _tfds_source(tfds, name: str, split: str):
-    """`tfds.data_source`, preparing the dataset first where TensorFlow and a network allow.
-
-    Checked up front: offline, TFDS's own download would retry for minutes before failing.
-    """
+def open_dataset(name: str, data_dir: str = "") -> TfdsDataset:
+    """The registered TFDS dataset `name` (`emnist/letters` names a config) and its image
+    and label features; one error for an unknown name or a dataset it cannot train on."""
+    tfds = _tfds()
     try:
-        return tfds.data_source(name, split=split, download=False)
-    except Exception as not_prepared:  # TFDS raises several types for "not prepared"
-        reason = f"[{type(not_prepared).__name__}]"
-    try:
-        import tensorflow  # noqa: F401  (stock builders need it to download and prepare)
-    except ImportError:
-        raise TfdsUnavailable(
-            f"not prepared, and preparing needs TensorFlow: pip install 'lenet_jax[tf]' {reason}"
+        builder = tfds.builder(name, data_dir=data_dir or None)
+    except tfds.core.registered.DatasetNotFoundError:
+        names = tfds.list_builders(with_community_datasets=False)
+        close = difflib.get_close_matches(name.split("/")[0], names, n=5, cutoff=0.6)
+        hint = f"closest TFDS names: {close}" if close else "see tfds.list_builders()"
+        raise UserError(
+            f"config.dataset: unknown dataset {name!r}; known: {known_datasets()} (local "
+            f"files) or a TFDS image-classification name; {hint}"
         ) from None
-    if not _online():
-        raise TfdsUnavailable("not prepared, and there is no network to download it")
-    try:
-        return tfds.data_source(name, split=split, download=True)
-    except Exception as e:
-        raise TfdsUnavailable(f"download failed: {type(e).__name__}: {e}") from None
+    except ValueError as e:  # an unknown config of a known dataset, with TFDS's suggestions
+        raise UserError(f"config.dataset={name!r}: {_one_line(e)}") from None
+    return _image_classification(name, builder)
 
 
-def _online(host: str = "storage.googleapis.com") -> bool:
+def _image_classification(name: str, builder) -> TfdsDataset:
+    """Picks the image and the label feature: the one `Image`, and the `ClassLabel` named
+    `label` (else the only one); fixed-shape images only, so every batch has one shape."""
+    tfds = _tfds()
+    features = builder.info.features
+    flat = {key: features[key] for key in features.keys()}
+    images = [k for k, f in flat.items() if isinstance(f, tfds.features.Image)]
+    labels = [k for k, f in flat.items() if isinstance(f, tfds.features.ClassLabel)]
+    described = ", ".join(f"{k}: {type(f).__name__}" for k, f in flat.items())
+    if len(images) != 1:
+        raise UserError(
+            f"{name}: not an image-classification dataset: it needs exactly one image "
+            f"feature, and its features are {{{described}}}"
+        )
+    if "label" in labels:
+        labels = ["label"]
+    if len(labels) != 1:
+        raise UserError(
+            f"{name}: no class label to train on: it needs one ClassLabel feature (or one "
+            f"named 'label'), and its features are {{{described}}}"
+        )
+    shape = tuple(flat[images[0]].shape)
+    if len(shape) != 3 or None in shape:
+        raise UserError(
+            f"{name}: its images have shape {shape}; only fixed-shape (H, W, C) images "
+            "are allowed, so that every batch has one shape"
+        )
+    label = flat[labels[0]]
+    return TfdsDataset(name, builder, images[0], labels[0], shape, tuple(label.names))
+
+
+def data_source(dataset: TfdsDataset, split: str, *, decode_images: bool = True):
+    """A random-access source of `split` (TFDS slicing allowed), preparing the dataset
+    first where this machine can; `decode_images=False` leaves the images encoded."""
+    tfds = _tfds()
+    builder = _readable(dataset)
+    known = list(builder.info.splits.keys())
+    decoders = None if decode_images else {dataset.image_key: tfds.decode.SkipDecoding()}
     try:
-        socket.getaddrinfo(host, 443)
+        return tfds.data_source(
+            dataset.name,
+            split=split,
+            data_dir=os.fspath(builder.data_dir_root),
+            download=False,
+            decoders=decoders,
+        )
+    except (ValueError, KeyError) as e:
+        raise UserError(
+            f"{dataset.name}: cannot read split {split!r} ({_one_line(e)}); its splits: "
+            f"{known}, sliced as TFDS slices, e.g. 'train[:90%]'"
+        ) from None
+
+
+def _readable(dataset: TfdsDataset):
+    """The builder of a prepared `array_record` copy: prepared now if this machine can."""
+    builder = dataset.builder
+    if not builder.is_prepared():
+        builder = _prepare(dataset)
+    file_format = _file_format(builder)
+    if file_format != "array_record":
+        raise TfdsUnavailable(
+            f"prepared in {builder.data_dir} as {file_format}, which tfds.data_source cannot "
+            "read (it needs array_record); convert it with `tfds convert_format "
+            f"--dataset_dir={builder.data_dir} --out_file_format=array_record` (needs "
+            "TensorFlow), or prepare it again as array_record"
+        )
+    return builder
+
+
+def _file_format(builder) -> str:
+    file_format = builder.info.file_format
+    return getattr(file_format, "value", str(file_format or "tfrecord"))
+
+
+def _prepare(dataset: TfdsDataset):
+    """Downloads (where needed and possible) and prepares the stock dataset as array_record."""
+    tfds = _tfds()
+    builder = dataset.builder
+    blocker = preparation_blocker(builder)
+    if blocker:
+        raise TfdsUnavailable(f"not prepared in {builder.data_dir_root}, and {blocker}")
+    prepared = tfds.builder(
+        dataset.name, data_dir=os.fspath(builder.data_dir_root), file_format="array_record"
+    )
+    try:
+        prepared.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=_manual_dir(builder))
+        )
+    except Exception as e:  # TFDS and the builders raise many types; one line says which
+        raise TfdsUnavailable(f"preparing it failed: {type(e).__name__}: {_one_line(e)}") from None
+    return prepared
+
+
+def preparation_blocker(builder) -> str | None:
+    """Why this machine cannot prepare `builder`'s dataset, or None if it can try.
+
+    Stock builders need TensorFlow to encode. The network is needed only when the files
+    are neither in TFDS's download cache nor in its manual folder; it counts as reachable
+    when a proxy is configured or every host the dataset downloads from resolves. (Offline,
+    TFDS's own download would retry for minutes before failing.)
+    """
+    if needs_download(builder):
+        hosts = sorted({urllib.parse.urlparse(url).hostname for url in builder.url_infos or {}})
+        if not _online(hosts):
+            return (
+                f"its files are not in {_download_dir(builder)} (or {_manual_dir(builder)}), "
+                f"and {', '.join(hosts) or 'the download hosts'} cannot be reached from here"
+            )
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return (
+            "preparing a stock TFDS dataset needs TensorFlow: pip install 'lenet_jax[tf]', "
+            "or write it as array_record without TensorFlow: python scripts/prepare_tfds.py"
+        )
+    return None
+
+
+def needs_download(builder) -> bool:
+    """False when every registered file is in TFDS's download cache, or the manual folder
+    holds files, or the dataset is a manual-download one (it never downloads)."""
+    from tensorflow_datasets.core.download import resource
+
+    manual = _manual_dir(builder)
+    if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) or (
+        os.path.isdir(manual) and os.listdir(manual)
+    ):
+        return False
+    url_infos = builder.url_infos or {}
+    downloads = _download_dir(builder)
+    return not url_infos or not all(
+        os.path.exists(os.path.join(downloads, resource.get_dl_fname(url, info.checksum)))
+        for url, info in url_infos.items()
+    )
+
+
+def _download_dir(builder) -> str:
+    return os.path.join(os.fspath(builder.data_dir_root), "downloads")
+
+
+def _manual_dir(builder) -> str:
+    return os.path.join(_download_dir(builder), "manual")
+
+
+def _online(hosts: list[str]) -> bool:
+    proxies = urllib.request.getproxies()
+    if any(proxies.get(scheme) for scheme in ("https", "http", "all")):
+        return True  # the proxy resolves the hosts, not this machine
+    try:
+        for host in hosts or ["storage.googleapis.com"]:
+            socket.getaddrinfo(host, 443)
         return True
     except OSError:
         return False
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())[:400]

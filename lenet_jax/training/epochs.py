@@ -18,6 +18,7 @@ import time
 import jax
 import numpy as np
 
+from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
 from lenet_jax.training import batches, distributed, steps
 from lenet_jax.training.parallel import Strategy
@@ -35,17 +36,24 @@ class EpochResult:
     steps_timed: int
 
 
-def resolve_epoch_loop(epoch_loop: str, strategy: Strategy) -> str:
+def resolve_epoch_loop(epoch_loop: str, strategy: Strategy, *, streamed: bool = False) -> str:
     """`auto`: one scanned epoch on an accelerator where the strategy can hold the split,
     else the Python loop (on XLA:CPU the scan is no faster, and the loop keeps its progress
-    bar and mid-epoch preemption; the README's performance section has the figures)."""
+    bar and mid-epoch preemption; the README's performance section has the figures). A
+    streamed split is never held on the device, so it always takes the Python loop."""
     if epoch_loop == "auto":
         accelerator = jax.default_backend() != "cpu"
-        return "scan" if accelerator and strategy.holds_dataset else "python"
+        return "scan" if accelerator and strategy.holds_dataset and not streamed else "python"
     if epoch_loop == "scan" and not strategy.holds_dataset:
         raise UserError(
             f"config.epoch_loop='scan' runs on one device, but parallelism is "
             f"{strategy.name!r}; use parallelism=single or epoch_loop=python"
+        )
+    if epoch_loop == "scan" and streamed:
+        raise UserError(
+            "config.epoch_loop='scan' holds the train split on the device, but it is "
+            "streamed (larger than config.max_in_memory_mb); use epoch_loop=python or "
+            "raise max_in_memory_mb"
         )
     return epoch_loop
 
@@ -61,7 +69,8 @@ def check_finite(loss: float, step: int, epoch: int) -> None:
 
 def make_runner(run: Run, guard):
     """The config's epoch runner for `run`, compiled for its strategy."""
-    loop = resolve_epoch_loop(run.config.epoch_loop, run.strategy)
+    streamed = is_streamed(run.dataset.train_images)
+    loop = resolve_epoch_loop(run.config.epoch_loop, run.strategy, streamed=streamed)
     return ScannedEpoch(run) if loop == "scan" else StepLoop(run, guard)
 
 

@@ -15,6 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
 from lenet_jax.training import batches, checkpointing, compilation_cache, distributed, lock
 from lenet_jax.training import workdir as workdir_lib
@@ -199,12 +200,16 @@ class Loop:
         }
 
     def evaluate(self, state) -> dict:
-        """Every metric over the test split; its batches are placed at the first call."""
-        if self.test_batches is None:
+        """Every metric over the test split; its batches are placed at the first call and
+        kept, unless the split is streamed (then they are read again each time)."""
+        test_batches = self.test_batches
+        if test_batches is None:
             images, labels = self.run.dataset.split("test")
             size = self.config.eval_batch_size
-            self.test_batches = list(batches.eval_batches(self.run.strategy, images, labels, size))
-        outputs = [self.eval_step(state, *batch) for batch in self.test_batches]  # no sync
+            test_batches = batches.eval_batches(self.run.strategy, images, labels, size)
+            if not is_streamed(images):
+                test_batches = self.test_batches = list(test_batches)
+        outputs = [self.eval_step(state, *batch) for batch in test_batches]  # no sync
         if distributed.is_single_process():
             predictions = np.concatenate(jax.device_get([p for _, p in outputs]))
             self.test_predictions = predictions[: len(self.run.dataset.test_labels)]

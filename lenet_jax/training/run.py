@@ -17,6 +17,7 @@ import optax
 
 from lenet_jax import config as config_lib
 from lenet_jax.data import Dataset, load_dataset
+from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
 from lenet_jax.models import Model, build_model
 from lenet_jax.training import augment, distributed, parallel, steps
@@ -116,12 +117,24 @@ class Run:
 def load_data(config: ml_collections.ConfigDict, *, subset: bool = True) -> Dataset:
     """The config's dataset; with `subset`, cut to `num_*_examples` and checked against the
     batch size, as the run that trains on it sees it (and announced, as training does)."""
-    dataset = load_dataset(config.dataset, config.data_dir)
+    dataset = load_dataset(
+        config.dataset,
+        config.data_dir,
+        train_split=config.train_split,
+        eval_split=config.eval_split,
+        tfds_data_dir=config.tfds_data_dir,
+        max_in_memory_mb=config.max_in_memory_mb,
+    )
     if not subset:
         return dataset
+
+    def described(split: str, images) -> str:
+        return split + (" (streamed from disk)" if is_streamed(images) else "")
+
     log(
-        f"loaded {dataset.name} from {dataset.source}: {len(dataset.train_labels)} train, "
-        f"{len(dataset.test_labels)} test examples"
+        f"loaded {dataset.name} from {dataset.source}: {len(dataset.train_labels)} "
+        f"{described(config.train_split, dataset.train_images)}, {len(dataset.test_labels)} "
+        f"{described(config.eval_split, dataset.test_images)} examples"
     )
     for field, split in (("num_train_examples", "train"), ("num_test_examples", "test")):
         available = len(dataset.split(split)[1])
