@@ -175,5 +175,6 @@ def get_spec(name: str, tfds_data_dir: str = "") -> DatasetSpec:
         class_names=found.class_names,
         mean=None,
         std=None,
-        install_hint=f"prepare it in the TFDS data dir {tfds_data_dir or '(TFDS default)'}",
+        install_hint="prepare it with TFDS, or offline: python scripts/prepare_tfds.py "
+        f"{name} --image_folder DIR (into config.tfds_data_dir)",
     )
