@@ -14,23 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lenet_jax import data
 from lenet_jax.data import image_folder
 from lenet_jax.data.image_folder import load_image_folder
 from lenet_jax.errors import UserError
 
 CIFAR_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
-CIFAR_CLASSES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
 CLASSES = ("dog", "ant", "cat")  # created unsorted: labels must follow the sorted names
 COUNTS = {"train": 3, "test": 2}
 
@@ -232,7 +221,7 @@ def test_cifar10_jpeg_test_split(tmp_path):
     root = tmp_path / "cifar10-jpeg"
     _extract_cifar_test_split(CIFAR_ARCHIVE, root)
     arrays, class_names = load_image_folder(str(root))
-    assert list(class_names) == CIFAR_CLASSES
+    assert tuple(class_names) == data.DATASETS["cifar10"].class_names
     assert arrays["test_images"].shape == (10_000, 32, 32, 3)
     assert arrays["test_images"].dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(arrays["test_labels"]), [1000] * 10)
