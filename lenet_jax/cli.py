@@ -10,7 +10,7 @@ import difflib
 import os
 import sys
 
-from lenet_jax.errors import UserError
+from lenet_jax.errors import UserError, one_line
 
 EXIT_USER_ERROR = 2
 OPEN_SECTION = "model"  # the one part of a config a fork may extend (config.lock)
@@ -31,14 +31,6 @@ def user_errors_as_one_line(exit=sys.exit):
             raise
         print(f"error: {e}", file=sys.stderr, flush=True)
         exit(EXIT_USER_ERROR)
-
-
-def _one_line(message: str) -> str:
-    """Flattens a multi-line message; of an embedded traceback only its last line is kept."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    if any(line.startswith("Traceback") for line in lines):
-        return f"{lines[0].split(': Error')[0]}: {lines[-1]}"
-    return " ".join(lines)
 
 
 def define_config_flag():
@@ -73,7 +65,7 @@ def config_or_error(config_flag):
     try:
         config.get("dataset")  # the deferred error object raises on any attribute
     except OSError as e:
-        raise UserError(f"--config: {_one_line(str(e))}") from None
+        raise UserError(f"--config: {one_line(str(e))}") from None
     original = load_config_file(config_flags.get_config_filename(config_flag))
     for path in sorted(_paths(config) - _paths(original)):
         if path.split(".")[0] != OPEN_SECTION:
@@ -115,8 +107,8 @@ def parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except KeyError as e:
-        detail = _one_line(str(e.args[0]) if e.args else str(e))
+        detail = one_line(str(e.args[0]) if e.args else str(e))
         print(f"error: unknown config field {detail}", file=sys.stderr, flush=True)
     except (flags.Error, AttributeError, TypeError, ValueError) as e:
-        print(f"error: {_one_line(str(e))}", file=sys.stderr, flush=True)
+        print(f"error: {one_line(str(e))}", file=sys.stderr, flush=True)
     sys.exit(EXIT_USER_ERROR)

@@ -7,3 +7,11 @@ bug and keeps its traceback.
 
 class UserError(Exception):
     """A bad config, dataset, workdir or checkpoint, with a message that says what to do."""
+
+
+def one_line(message: str) -> str:
+    """Flattens a multi-line message; of an embedded traceback only its last line is kept."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if any(line.startswith("Traceback") for line in lines):
+        return f"{lines[0].split(': Error')[0]}: {lines[-1]}"
+    return " ".join(lines)

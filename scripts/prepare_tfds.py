@@ -54,7 +54,7 @@ def main() -> None:
         data_dir = args.data_dir or os.fspath(
             tfds_source.open_dataset(args.name).builder.data_dir_root
         )
-        if args.name == "fashion_mnist" and not args.image_folder and _has_tensorflow():
+        if args.name == "fashion_mnist" and not args.image_folder and tfds_source.has_tensorflow():
             print(stock_fashion_mnist(data_dir))
             return
         if args.image_folder:
@@ -73,14 +73,6 @@ def main() -> None:
         print(tfds_offline.write_tfds_dataset(args.name, splits, data_dir))
     except UserError as e:
         sys.exit(f"error: {e}")
-
-
-def _has_tensorflow() -> bool:
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

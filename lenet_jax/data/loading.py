@@ -134,27 +134,30 @@ def _load_tfds(
             raise UserError(f"config.{_FIELDS[role]}={texts[role]!r} selects no examples of {name}")
 
     def build() -> dict[str, np.ndarray]:
+        """One pass over each split: the labels; a held split's images; the train split's
+        mean and std where they are computed. A streamed split's images are decoded only
+        for those statistics, and not kept."""
         arrays = {}
         for role in _ROLES:
-            if streamed[role]:  # its labels only: the images are read when batches need them
+            stats = streaming.ChannelStats() if spec is None and role == "train" else None
+            keep_images = not streamed[role]
+            if keep_images or stats is not None:
+                source, keys = sources[role], (found.image_key, found.label_key)
+            else:
                 source = tfds_source.data_source(found, texts[role], decode_images=False)
                 keys = (found.label_key,)
-            else:
-                source, keys = sources[role], (found.image_key, found.label_key)
-            read = streaming.read_all(source, keys)
-            arrays[f"{role}_labels"] = read[found.label_key]
-            if not streamed[role]:
-                arrays[f"{role}_images"] = read[found.image_key]
-        if spec is None:  # computed once on the train split, then cached with the arrays
-            chunks = (
-                (
-                    chunk[found.image_key]
-                    for chunk in streaming.read_chunks(sources["train"], (found.image_key,))
-                )
-                if streamed["train"]
-                else [arrays["train_images"]]
-            )
-            arrays["mean"], arrays["std"] = map(np.asarray, streaming.channel_stats(chunks))
+            images, labels = [], []
+            for chunk in streaming.read_chunks(source, keys):
+                labels.append(chunk[found.label_key])
+                if keep_images:
+                    images.append(chunk[found.image_key])
+                if stats is not None:
+                    stats.add(chunk[found.image_key])
+            arrays[f"{role}_labels"] = np.concatenate(labels)
+            if keep_images:
+                arrays[f"{role}_images"] = np.concatenate(images)
+            if stats is not None:  # computed once, then cached with the arrays
+                arrays["mean"], arrays["std"] = map(np.asarray, stats.result())
         arrays["class_names"] = np.asarray(found.class_names)
         return arrays
 

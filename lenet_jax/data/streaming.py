@@ -65,23 +65,23 @@ def read_chunks(source, keys: tuple[str, ...], chunk: int = READ_CHUNK) -> Itera
         yield {key: np.stack([np.asarray(example[key]) for example in examples]) for key in keys}
 
 
-def read_all(source, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Features `keys` of the whole split, in order, as one array each."""
-    chunks = list(read_chunks(source, keys))
-    return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in keys}
+class ChannelStats:
+    """Per-channel mean and std on the [0, 1] scale, accumulated over uint8 NHWC chunks."""
 
+    def __init__(self):
+        self.count, self.total, self.squares = 0, 0.0, 0.0
 
-def channel_stats(images) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std on the [0, 1] scale, over an iterable of uint8 NHWC chunks."""
-    count, total, squares = 0, 0.0, 0.0
-    for chunk in images:
-        pixels = chunk.reshape(-1, chunk.shape[-1]).astype(np.float64) / 255.0
-        count += len(pixels)
-        total = total + pixels.sum(0)
-        squares = squares + (pixels**2).sum(0)
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    return tuple(float(m) for m in mean), tuple(float(s) if s > 0 else 1.0 for s in std)
+    def add(self, images: np.ndarray) -> None:
+        pixels = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+        self.count += len(pixels)
+        self.total = self.total + pixels.sum(0)
+        self.squares = self.squares + (pixels**2).sum(0)
+
+    def result(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std); a constant channel's std is 1, so normalising leaves it finite."""
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.squares / self.count - mean**2, 0.0))
+        return tuple(float(m) for m in mean), tuple(float(s) if s > 0 else 1.0 for s in std)
 
 
 def is_streamed(images) -> bool:

@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 
 from lenet_jax.data.registry import known_datasets
-from lenet_jax.errors import UserError
+from lenet_jax.errors import UserError, one_line
 
 
 class TfdsUnavailable(Exception):
@@ -178,14 +178,21 @@ def preparation_blocker(builder) -> str | None:
                 f"its files are not in {_download_dir(builder)} (or {_manual_dir(builder)}), "
                 f"and {', '.join(hosts) or 'the download hosts'} cannot be reached from here"
             )
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
+    if not has_tensorflow():
         return (
             "preparing a stock TFDS dataset needs TensorFlow: pip install 'lenet_jax[tf]', "
             "or write it as array_record without TensorFlow: python scripts/prepare_tfds.py"
         )
     return None
+
+
+def has_tensorflow() -> bool:
+    """Whether TensorFlow is importable: TFDS's stock builders need it to prepare."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def needs_download(builder) -> bool:
@@ -227,4 +234,4 @@ def _online(hosts: list[str]) -> bool:
 
 
 def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())[:400]
+    return one_line(str(error))[:400]  # TFDS's messages can list hundreds of names
