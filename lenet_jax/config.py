@@ -32,6 +32,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.max_in_memory_mb = 4096.0
     config.num_train_examples = 0  # 0 = the whole train split; fewer for smoke runs
     config.num_test_examples = 0  # 0 = the whole test split
+    # A subset of the classes, e.g. (5, 6, 7, 8, 9): relabelled 0..k-1 in this order, so the
+    # model has k outputs; () = all of them.
+    config.classes = ()
     # Model: `name` picks a registered model or names `package.module:attr`; the other
     # fields go to it where it declares them (a fork adds its own: --config.model.width=32).
     config.model = ml_collections.ConfigDict()
@@ -51,7 +54,20 @@ def base_config() -> ml_collections.ConfigDict:
     config.optimizer.weight_decay = 0.0  # decoupled for adamw, L2 added to gradients for sgd/adam
     config.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine | onecycle
     config.optimizer.warmup_epochs = 0.0  # warmup_cosine only
+    config.optimizer.clip_norm = 0.0  # clip gradients to this global norm; 0 = off
+    # Per-parameter-group settings, the first group whose `params` regex matches a parameter
+    # path ("Conv_0/bias") wins: ({"params": "bias|scale", "lr_scale": 10.0,
+    # "weight_decay": False},). Parameters in no group take the settings above.
+    config.optimizer.param_groups = ()
     config.label_smoothing = 0.0
+    config.grad_accum_steps = 1  # average the gradients of this many batches per update
+    # An exponential moving average of the parameters, kept in the state and evaluated beside
+    # the raw ones ("test_ema" rows); 0 = off, 0.999 = a horizon of about 1000 steps.
+    config.ema_decay = 0.0
+    # Warm start and frozen layers; regexes search parameter paths such as "Dense_2/kernel".
+    config.init_from = ""  # a workdir (its best checkpoint) or a checkpoint step directory
+    config.init_exclude = ""  # parameters not taken from init_from (a new head: "Dense_2")
+    config.freeze = ""  # parameters never updated (no optimizer state for them)
     # On-device augmentation inside the compiled step (all off by default).
     config.augment = ml_collections.ConfigDict()
     config.augment.crop_padding = 0  # random crop after reflect-padding this many pixels
@@ -62,6 +78,19 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval_batch_size = 1000
     config.num_epochs = 10
     config.seed = 0  # init, dropout, augmentation and data order all derive from it
+    # N models trained at once in one compiled step (vmap): replica r has its own init,
+    # dropout and augmentation keys, folded from the seed and r. Rows report the mean over
+    # replicas with `*_std` and `*_per_replica`; evaluation adds the ensemble's accuracy.
+    config.num_replicas = 1
+    config.replica_data_order = False  # True: each replica its own data order too
+    # Stop when the test accuracy has not improved for this many epochs; None = never.
+    config.early_stopping_patience = ml_collections.config_dict.placeholder(int)
+    # Stop at the first step past this many seconds of training (summed over reruns), save
+    # and exit 0; rerun with a larger budget to continue. 0 = no budget.
+    config.max_train_seconds = 0.0
+    # Trace this many steps from step 10 with jax.profiler, into workdir/tensorboard (its
+    # profile plugin's place); 0 = off.
+    config.profile_steps = 0
     config.log_every_steps = 100  # progress lines within an epoch
     # Checkpoints.
     config.checkpoint_every_epochs = 1
@@ -120,9 +149,18 @@ _POSITIVE = (
     "log_every_steps",
     "optimizer.learning_rate",
     "max_in_memory_mb",
+    "num_replicas",
+    "grad_accum_steps",
 )
-_NON_NEGATIVE = ("augment.crop_padding", "augment.cutout_size")
-_FRACTIONS = ("model.dropout_rate", "label_smoothing")  # in [0, 1)
+_NON_NEGATIVE = (
+    "augment.crop_padding",
+    "augment.cutout_size",
+    "optimizer.clip_norm",
+    "max_train_seconds",
+    "profile_steps",
+)
+_FRACTIONS = ("model.dropout_rate", "label_smoothing", "ema_decay")  # in [0, 1)
+_REGEXES = ("init_exclude", "freeze")
 
 
 def _field(config: ml_collections.ConfigDict, path: str):
@@ -144,6 +182,44 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for path in _FRACTIONS:
         value = _field(config, path)
         _require(value is None or 0 <= value < 1, path, "a number in [0, 1)", value)
+    for path in _REGEXES:
+        check_regex(config[path], path)
+    patience = config.early_stopping_patience
+    _require(
+        patience is None or patience >= 1,
+        "early_stopping_patience",
+        "None (never stop early) or a positive number of epochs",
+        patience,
+    )
+    _require(
+        config.init_exclude == "" or config.init_from != "",
+        "init_exclude",
+        "'' unless config.init_from names the run to start from",
+        config.init_exclude,
+    )
+    classes = tuple(config.classes)
+    _require(
+        all(isinstance(c, int) and c >= 0 for c in classes) and len(set(classes)) == len(classes),
+        "classes",
+        "() for all, or distinct class indices such as (0, 1, 2)",
+        classes,
+    )
+    from lenet_jax.training.param_groups import check_groups
+
+    check_groups(config.optimizer.param_groups)
+
+
+def check_regex(pattern: str, field: str) -> None:
+    """A one-line error naming `field` when `pattern` is not a regular expression."""
+    import re
+
+    try:
+        re.compile(pattern)
+    except (re.error, TypeError) as e:
+        raise UserError(
+            f"config.{field}={pattern!r} is not a regular expression ({e}); expected a "
+            "Python regex searched in parameter paths such as 'Dense_2/kernel'"
+        ) from None
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:

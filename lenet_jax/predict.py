@@ -12,6 +12,10 @@ guess would silently flip a correct image.
 
 An unreadable or missing file gets one `error:` line on stderr while the others are still
 classified; the exit status is then 1.
+
+A population (`config.num_replicas`) predicts as an ensemble (averaged probabilities), or
+as one replica with `--replica K`; a run with an EMA predicts with it unless
+`--weights=raw`.
 """
 
 import json
@@ -23,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from lenet_jax import cli
 from lenet_jax.errors import UserError
-from lenet_jax.report.inference import load_run, predict_images
+from lenet_jax.report.inference import combined_logits, load_run, predict_images
 from lenet_jax.training.run import Snapshot
 
 TOP_K = 3
@@ -64,9 +68,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def classify(run: Snapshot, images: np.ndarray) -> np.ndarray:
-    """Class probabilities (N, classes) for uint8 NHWC `images`."""
-    return softmax(np.asarray(predict_images(run, images), np.float64))
+def classify(run: Snapshot, images: np.ndarray, replica: int | None = None) -> np.ndarray:
+    """Class probabilities (N, classes) for uint8 NHWC `images`: a population's ensemble's,
+    or replica `replica`'s."""
+    logits = combined_logits(np.asarray(predict_images(run, images), np.float64), replica)
+    return softmax(logits)
 
 
 def top_k(probabilities: np.ndarray, class_names, k: int = TOP_K) -> list[tuple[str, float]]:
@@ -85,7 +91,9 @@ def format_result(
     return "".join(f"{path}: {note}\n" for note in notes) + f"{path}: {top[0][0]}  ({ranked})"
 
 
-def predict_files(run: Snapshot, paths: list[str], *, as_json: bool = False) -> int:
+def predict_files(
+    run: Snapshot, paths: list[str], *, as_json: bool = False, replica: int | None = None
+) -> int:
     """Prints a result per readable file and an error line per other; returns the exit code."""
     loaded, failed = [], 0
     for path in paths:
@@ -95,7 +103,7 @@ def predict_files(run: Snapshot, paths: list[str], *, as_json: bool = False) -> 
             print(f"error: {e}", file=sys.stderr, flush=True)
             failed += 1
     if loaded:
-        probabilities = classify(run, np.stack([image for _, image, _ in loaded]))
+        probabilities = classify(run, np.stack([image for _, image, _ in loaded]), replica)
         for (path, _, notes), p in zip(loaded, probabilities, strict=True):
             print(format_result(path, top_k(p, run.dataset.class_names), notes, as_json=as_json))
     sys.stdout.flush()
@@ -108,6 +116,15 @@ def define_flags() -> None:
     flags.DEFINE_string("workdir", None, "A training run's workdir.", required=True)
     flags.DEFINE_string("checkpoint", "best", "latest, best, or a step number.")
     flags.DEFINE_bool("json", False, "Print one JSON object per image.")
+    flags.DEFINE_enum(
+        "weights",
+        "auto",
+        ["auto", "ema", "raw"],
+        "The EMA's parameters or the raw ones; auto: the EMA's where the run keeps one.",
+    )
+    flags.DEFINE_integer(
+        "replica", None, "A population's replica to predict with (default: the ensemble)."
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -116,8 +133,11 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.ERROR)  # keeps stderr to one line per failed image
     args = flags.FLAGS
     with cli.user_errors_as_one_line():
-        run = load_run(args.workdir, args.checkpoint)
-    sys.exit(predict_files(run, argv[1:], as_json=args.json))
+        run = load_run(args.workdir, args.checkpoint, args.weights)
+        if args.replica is not None and run.run.num_replicas == 1:
+            raise UserError(f"--replica={args.replica}: the run trained one model (no replicas)")
+        code = predict_files(run, argv[1:], as_json=args.json, replica=args.replica)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -38,17 +38,19 @@ def main(argv: list[str]) -> None:
         config = cli.config_or_error(_CONFIG)
         try:
             result = train_and_evaluate(config, _WORKDIR.value)
-        except Preempted as e:
-            print(f"{e}. Rerun the same command to resume.", flush=True)
-            exit_now(143)
+        except Preempted as e:  # a signal (exit 143) or the time budget (exit 0)
+            print(f"{e}. {e.hint}", flush=True)
+            exit_now(e.exit_code)
     if distributed.is_main_process():
         from lenet_jax.report import plots  # matplotlib, only once training is done
 
         plots.write_run_plots(_WORKDIR.value, result, result.test_predictions)
-        test = result.test
+        test, ema = result.test, result.test_ema
         print(
-            f"final test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
-            f"outputs in {_WORKDIR.value}",
+            f"final test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f})"
+            + (f", EMA {ema['accuracy']:.4f}" if ema else "")
+            + (f", ensemble {test['ensemble_accuracy']:.4f}" if "ensemble_accuracy" in test else "")
+            + f"; outputs in {_WORKDIR.value}",
             flush=True,
         )
     exit_now(0)

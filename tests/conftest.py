@@ -2,6 +2,7 @@
 session, and small real-format datasets."""
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -116,3 +117,25 @@ def tiny_train_command(workdir, data_dir, *overrides: str) -> list[str]:
         "--config.num_test_examples=0",
         *overrides,
     ]
+
+
+@contextlib.contextmanager
+def sigterm_as_epoch_starts(monkeypatch, epoch: int):
+    """Within the block, a real SIGTERM is raised as the run asks for `epoch`'s order (its
+    first step is then the last one before the stop)."""
+    import signal
+
+    from lenet_jax.training.run import Run
+
+    real_order = Run.order
+
+    def order(run, asked: int):
+        if asked == epoch:
+            signal.raise_signal(signal.SIGTERM)  # the real handler: stop after this step
+        return real_order(run, asked)
+
+    monkeypatch.setattr(Run, "order", order)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(Run, "order", real_order)

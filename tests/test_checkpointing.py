@@ -11,12 +11,12 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import REPO, tiny_train_command
+from conftest import REPO, sigterm_as_epoch_starts, tiny_train_command
 
 from lenet_jax.errors import UserError
 from lenet_jax.models import get_model
 from lenet_jax.report.inference import load_run
-from lenet_jax.training import checkpointing, epochs
+from lenet_jax.training import checkpointing
 from lenet_jax.training import loop as trainer
 from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.state import create_train_state
@@ -88,17 +88,11 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tiny_config, tmp_p
     tiny_config.model.dropout_rate = 0.3  # exercises the replayed per-step keys
     full = trainer.train_and_evaluate(tiny_config, str(tmp_path / "full")).test
 
-    real_epoch_order = epochs.epoch_order
-
-    def sigterm_as_epoch_2_starts(key, epoch, n):
-        if epoch == 1:
-            signal.raise_signal(signal.SIGTERM)  # the real handler: stop after this step
-        return real_epoch_order(key, epoch, n)
-
-    monkeypatch.setattr(epochs, "epoch_order", sigterm_as_epoch_2_starts)
-    with pytest.raises(trainer.Preempted, match="stopped at step 9"):
+    with (
+        sigterm_as_epoch_starts(monkeypatch, 1),
+        pytest.raises(trainer.Preempted, match="stopped at step 9"),
+    ):
         trainer.train_and_evaluate(tiny_config, str(tmp_path / "resumed"))
-    monkeypatch.setattr(epochs, "epoch_order", real_epoch_order)
     resumed = trainer.train_and_evaluate(tiny_config, str(tmp_path / "resumed")).test  # mid-epoch
     assert resumed == full
     assert _without_timing(tmp_path / "resumed") == _without_timing(tmp_path / "full")

@@ -111,3 +111,51 @@ def test_train_step_reduces_the_loss_on_a_fixed_batch():
         state, metrics = train_step(state, images, labels, jax.random.key(1))
         losses.append(float(metrics["loss"]))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def _ema_run(decay: float, accum_steps: int, num_steps: int):
+    """(params after each step, from step 0, and the final EMA) of a LeNet on fixed data."""
+    tx = optax.sgd(0.1, momentum=0.9)
+    if accum_steps > 1:
+        tx = optax.MultiSteps(tx, every_k_schedule=accum_steps).gradient_transformation()
+    model = get_model("lenet_modern")
+    state = create_train_state(model, tx, jax.random.key(0), (28, 28, 1), ema=True)
+    step = jax.jit(
+        steps.make_train_step(
+            model, tx, mean=(0.0,), std=(1.0,), ema_decay=decay, accum_steps=accum_steps
+        )
+    )
+    rng = np.random.default_rng(0)
+    history = [state.params]
+    for _ in range(num_steps):
+        images = jnp.asarray(rng.integers(0, 255, (16, 28, 28, 1)), jnp.uint8)
+        labels = jnp.asarray(rng.integers(0, 10, 16), jnp.int32)
+        state, _ = step(state, images, labels, jax.random.key(1))
+        history.append(state.params)
+    return history, state.ema_params
+
+
+def test_ema_equals_its_closed_form_after_k_steps():
+    """ema_k = d^k p_0 + (1 - d) sum_{i=1..k} d^(k-i) p_i, with p_i the parameters after step i."""
+    d, k = 0.8, 5
+    history, ema = _ema_run(d, 1, k)
+    expected = jax.tree.map(lambda p: d**k * p, history[0])
+    for i in range(1, k + 1):
+        expected = jax.tree.map(
+            lambda e, p, i=i: e + (1 - d) * d ** (k - i) * p, expected, history[i]
+        )
+    chex.assert_trees_all_close(ema, expected, atol=1e-6, rtol=1e-5)
+    assert not np.allclose(jax.tree.leaves(ema)[0], jax.tree.leaves(history[-1])[0])
+
+
+def test_ema_with_accumulation_moves_only_when_the_parameters_do():
+    d = 0.8
+    history, ema = _ema_run(d, 2, 4)  # updates at steps 2 and 4
+    chex.assert_trees_all_equal(history[1], history[0])  # step 1 only accumulated
+    expected = jax.tree.map(
+        lambda p0, p2, p4: d * (d * p0 + (1 - d) * p2) + (1 - d) * p4,
+        history[0],
+        history[2],
+        history[4],
+    )
+    chex.assert_trees_all_close(ema, expected, atol=1e-6, rtol=1e-5)

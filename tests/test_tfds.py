@@ -5,20 +5,19 @@ through `tfds.data_source`; any TFDS name; split slicing; streaming; the bugs fo
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, tiny_config_for, tiny_train_command
+from conftest import REPO, sigterm_as_epoch_starts, tiny_config_for, tiny_train_command
 
 from lenet_jax import data
 from lenet_jax.data import cache, streaming, tfds_offline, tfds_source
 from lenet_jax.errors import UserError
 from lenet_jax.train import train_and_evaluate
-from lenet_jax.training import batches, epochs
+from lenet_jax.training import batches
 from lenet_jax.training.loop import Preempted
 from lenet_jax.training.parallel import Strategy
 
@@ -281,18 +280,12 @@ def test_streamed_training_equals_in_memory_and_resumes_bit_identically(
     assert streaming.is_streamed(streamed.run.dataset.train_images)
     assert streaming.is_streamed(streamed.run.dataset.test_images)
 
-    real_epoch_order = epochs.epoch_order
-
-    def sigterm_as_epoch_2_starts(key, epoch, n):
-        if epoch == 1:
-            signal.raise_signal(signal.SIGTERM)  # the real handler: stop after this step
-        return real_epoch_order(key, epoch, n)
-
     resumed_dir = str(tmp_path / "resumed")
-    monkeypatch.setattr(epochs, "epoch_order", sigterm_as_epoch_2_starts)
-    with pytest.raises(Preempted, match="stopped at step 5"):
+    with (
+        sigterm_as_epoch_starts(monkeypatch, 1),
+        pytest.raises(Preempted, match="stopped at step 5"),
+    ):
         train_and_evaluate(streaming_config(root, 3, max_in_memory_mb=tiny), resumed_dir)
-    monkeypatch.setattr(epochs, "epoch_order", real_epoch_order)
     resumed = train_and_evaluate(streaming_config(root, 3, max_in_memory_mb=tiny), resumed_dir)
     for other in (streamed, resumed):
         for a, b in zip(jax.tree.leaves(held.state.params), jax.tree.leaves(other.state.params)):

@@ -59,6 +59,29 @@ class Dataset:
             test_labels=test_labels,
         )
 
+    def select_classes(self, classes: tuple[int, ...]) -> "Dataset":
+        """Only the examples of `classes`, relabelled 0..k-1 in the order given (for
+        transfer experiments: pretrain on some classes, fine-tune on the others)."""
+        classes = np.asarray(classes, np.int64)
+        relabel = np.full(self.num_classes, -1, np.int32)
+        relabel[classes] = np.arange(len(classes), dtype=np.int32)
+
+        def subset(images, labels):
+            keep = np.flatnonzero(relabel[labels] >= 0)
+            picked = images.subset(keep) if is_streamed(images) else images[keep]
+            return picked, relabel[labels[keep]]
+
+        train_images, train_labels = subset(self.train_images, self.train_labels)
+        test_images, test_labels = subset(self.test_images, self.test_labels)
+        return dataclasses.replace(
+            self,
+            train_images=train_images,
+            train_labels=train_labels,
+            test_images=test_images,
+            test_labels=test_labels,
+            class_names=tuple(self.class_names[c] for c in classes),
+        )
+
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name == "train":
             return self.train_images, self.train_labels

@@ -96,6 +96,11 @@ class Model:
 
     # The one interface.
 
+    def abstract_params(self, image_shape: Sequence[int]):
+        """The parameters' shapes for images of `image_shape` (nothing computed)."""
+        images = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
+        return jax.eval_shape(self.init, jax.random.key(0), images)[0]
+
     @property
     def rng_streams(self) -> tuple[str, ...]:
         return self._rng_streams

@@ -12,15 +12,18 @@ from lenet_jax.training import metrics
 from lenet_jax.training.run import Snapshot
 
 
-def evaluate_workdir(workdir: str, checkpoint: str = "best", num_examples: int = 0) -> dict:
+def evaluate_workdir(
+    workdir: str, checkpoint: str = "best", num_examples: int = 0, weights: str = "auto"
+) -> dict:
     """The test split's report for `checkpoint` of the run in `workdir` (the `evaluate`
-    command): all of the split, or the run's own fixed subset of `num_examples`. Writes
-    workdir/eval.json and the plots, atomically, unless a run holds the workdir."""
+    command): all of the split, or the run's own fixed subset of `num_examples`, with the
+    `weights` (EMA or raw) given. Writes workdir/eval.json and the plots, atomically,
+    unless a run holds the workdir."""
     from lenet_jax.report import plots
-    from lenet_jax.report.inference import load_run, predict_split
+    from lenet_jax.report.inference import combined_logits, load_run, predict_split
     from lenet_jax.training import lock
 
-    snapshot = load_run(workdir, checkpoint)
+    snapshot = load_run(workdir, checkpoint, weights)
     available = len(snapshot.dataset.test_labels)
     if not 0 <= num_examples <= available:
         raise UserError(f"--num_examples={num_examples}: expected 0 (all) to {available}")
@@ -34,11 +37,14 @@ def evaluate_workdir(workdir: str, checkpoint: str = "best", num_examples: int =
     trained_on = snapshot.config.num_test_examples or available
     print(
         f"scored {len(labels):,} test examples of {available:,}"
-        + (f" (the run evaluated on {trained_on:,}: --num_examples={trained_on})"
-           if trained_on != len(labels) else ""),
+        + (
+            f" (the run evaluated on {trained_on:,}: --num_examples={trained_on})"
+            if trained_on != len(labels)
+            else ""
+        ),
         file=sys.stderr,
         flush=True,
-    )  # fmt: skip
+    )
     busy = lock.holder(workdir)
     if busy:
         print(
@@ -47,7 +53,8 @@ def evaluate_workdir(workdir: str, checkpoint: str = "best", num_examples: int =
             flush=True,
         )
         return report
-    report["plots"] = plots.write_run_plots(workdir, snapshot, logits.argmax(-1))
+    predictions = combined_logits(logits).argmax(-1)
+    report["plots"] = plots.write_run_plots(workdir, snapshot, predictions)
     atomic_write_text(os.path.join(workdir, "eval.json"), json.dumps(report, indent=2))
     return report
 
@@ -61,15 +68,23 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 def evaluation_report(snapshot: Snapshot, logits: np.ndarray, labels: np.ndarray) -> dict:
-    """{"step", every metric (accuracy, loss, ...), "per_class_accuracy", "confusion_matrix",
-    "class_names"}: the metrics are those training reports (`training.metrics`)."""
+    """{"step", "weights", every metric (accuracy, loss, ...), "per_class_accuracy",
+    "confusion_matrix", "class_names"}: the metrics are those training
+    reports (`training.metrics`). A population's (logits (N, examples, classes)) are the
+    mean over replicas with `_std` and `_per_replica`, and `ensemble_*` (averaged
+    probabilities), whose predictions the per-class figures and the confusion count."""
+    from lenet_jax.report.inference import combined_logits
+
     names = snapshot.dataset.class_names
-    confusion = confusion_matrix(labels, logits.argmax(-1), len(names))
+    scores = metrics.evaluate_logits(logits, labels)
+    predictions = combined_logits(logits).argmax(-1)
+    confusion = confusion_matrix(labels, predictions, len(names))
     per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
     return {
         "step": snapshot.step,
+        "weights": snapshot.weights,
         "num_examples": len(labels),
-        **metrics.evaluate_logits(logits, labels),
+        **scores,
         "per_class_accuracy": {name: round(float(acc), 4) for name, acc in zip(names, per_class)},
         "confusion_matrix": confusion.tolist(),
         "class_names": list(names),

@@ -11,11 +11,12 @@ import jax
 import numpy as np
 
 from lenet_jax.errors import UserError
-from lenet_jax.training import batches, checkpointing, compilation_cache, parallel
+from lenet_jax.training import batches, checkpointing, compilation_cache, metrics, parallel
 from lenet_jax.training import workdir as workdir_lib
 from lenet_jax.training.run import Snapshot, build_run, load_data
 
 PREDICT_BATCH = 1000
+WEIGHTS = ("auto", "ema", "raw")  # what --weights accepts; auto = ema where the run keeps one
 
 
 def resolve_step(ckpts: checkpointing.Checkpoints, which: str) -> int:
@@ -35,8 +36,11 @@ def resolve_step(ckpts: checkpointing.Checkpoints, which: str) -> int:
     return int(which)
 
 
-def load_run(workdir: str, checkpoint: str = "best") -> Snapshot:
-    """Restores `checkpoint` of the run in `workdir` on this process's default device."""
+def load_run(workdir: str, checkpoint: str = "best", weights: str = "auto") -> Snapshot:
+    """Restores `checkpoint` of the run in `workdir` on this process's default device, with
+    the parameters `weights` names in `state.params` (the EMA's, or the raw ones)."""
+    if weights not in WEIGHTS:
+        raise UserError(f"--weights={weights!r}: expected one of {list(WEIGHTS)}")
     if not os.path.exists(workdir_lib.config_path(workdir)):
         raise UserError(f"--workdir={workdir!r} holds no run (no {workdir_lib.CONFIG_FILE})")
     config = workdir_lib.load_config(workdir)
@@ -49,7 +53,25 @@ def load_run(workdir: str, checkpoint: str = "best") -> Snapshot:
         step = resolve_step(ckpts, checkpoint)
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         state, _ = ckpts.restore(step, run.abstract_state(device))
+    if weights == "ema" and state.ema_params is None:
+        raise UserError(
+            f"--weights=ema: the run in {workdir} keeps no EMA (config.ema_decay=0); use raw"
+        )
+    if weights != "raw" and state.ema_params is not None:
+        return Snapshot(run, state.replace(params=state.ema_params), step, weights="ema")
     return Snapshot(run, state, step)
+
+
+def combined_logits(logits: np.ndarray, replica: int | None = None) -> np.ndarray:
+    """One model's logits: a population's (N, examples, classes) become the ensemble's
+    (the log of the averaged probabilities), or replica `replica`'s."""
+    if logits.ndim == 2:
+        return logits
+    if replica is not None:
+        if not 0 <= replica < len(logits):
+            raise UserError(f"--replica={replica}: the run has replicas 0 to {len(logits) - 1}")
+        return logits[replica]
+    return np.asarray(metrics.ensemble_logits(logits))
 
 
 def predict_split(snapshot: Snapshot, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +82,8 @@ def predict_split(snapshot: Snapshot, split: str = "test") -> tuple[np.ndarray, 
 
 def predict_images(snapshot: Snapshot, images: np.ndarray) -> np.ndarray:
     """Logits for uint8 NHWC `images` on this process's default device, in fixed-size padded
-    batches (one compilation), whatever strategy trained the run."""
+    batches (one compilation), whatever strategy trained the run: (examples, classes), or a
+    population's (N, examples, classes)."""
     predict = jax.jit(snapshot.run.predict_step())
     size = min(PREDICT_BATCH, len(images)) or 1
     dummy_labels = np.zeros(len(images), np.int32)
@@ -68,4 +91,6 @@ def predict_images(snapshot: Snapshot, images: np.ndarray) -> np.ndarray:
         parallel.Strategy(), images, dummy_labels, size, share=slice(None)
     )
     logits = [(predict(snapshot.state, x), mask) for x, _, mask in placed]
-    return np.concatenate([np.asarray(out)[np.asarray(mask)] for out, mask in logits])
+    return np.concatenate(
+        [np.asarray(out)[..., np.asarray(mask), :] for out, mask in logits], axis=-2
+    )

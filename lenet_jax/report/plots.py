@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lenet_jax.report.evaluation import confusion_matrix
-from lenet_jax.report.inference import predict_split
+from lenet_jax.report.inference import combined_logits, predict_split
 from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.run import Snapshot
 
@@ -132,9 +132,13 @@ def plot_misclassified(
         )
         true, pred = class_names[labels[index]], class_names[predictions[index]]
         ax.text(
-            left + width / 2, top + height + 1, f"true: {true}\npred: {pred}",
-            ha="center", va="top", fontsize=9,
-        )  # fmt: skip
+            left + width / 2,
+            top + height + 1,
+            f"true: {true}\npred: {pred}",
+            ha="center",
+            va="top",
+            fontsize=9,
+        )
     ax.imshow(canvas, interpolation="nearest")
     ax.set_axis_off()
     return _save(fig, path)
@@ -156,7 +160,7 @@ def write_run_plots(
     images, labels = run.dataset.split("test")
     predictions = test_predictions
     if predictions is None:
-        predictions = predict_split(run, "test")[0].argmax(-1)
+        predictions = combined_logits(predict_split(run, "test")[0]).argmax(-1)
     names = run.dataset.class_names
     confusion = confusion_matrix(labels, predictions, len(names))
     accuracy = float((predictions == labels).mean()) if len(labels) else float("nan")

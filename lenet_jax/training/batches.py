@@ -26,8 +26,12 @@ PREFETCH_BATCHES = 4
 
 
 def batch_indices(order: np.ndarray, batch_size: int, index: int, share: slice) -> np.ndarray:
-    """This process's examples of batch `index` of an epoch whose example order is `order`."""
-    return order[index * batch_size : (index + 1) * batch_size][share]
+    """This process's examples of batch `index` of an epoch whose example order is `order`.
+
+    A population's own orders (N, examples) give (batch, N) indices: batch-major, so every
+    strategy splits the batch over devices as it splits one model's.
+    """
+    return order[..., index * batch_size : (index + 1) * batch_size].T[share]
 
 
 def _placed(strategy: Strategy, images, host_batches: Iterable, batch_size: int, chunk_bytes):

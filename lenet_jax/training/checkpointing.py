@@ -10,10 +10,12 @@ import os
 import time
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 from lenet_jax.errors import UserError
+from lenet_jax.training.param_groups import path_name
 
 BEST_METRIC = "accuracy"  # test accuracy, higher is better
 
@@ -95,6 +97,14 @@ class Checkpoints:
         )
         return restored["state"], dict(restored["loop"])
 
+    def restore_arrays(self, step: int) -> dict:
+        """The state saved at `step` as nested dicts of host arrays, with no target: what a
+        warm start reads from a run of another config."""
+        restored = self.manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
+        )
+        return jax.tree.map(np.asarray, restored["state"])
+
     def saved_shapes(self, step: int) -> list[tuple[str, tuple, str]]:
         tree = self.manager.item_metadata(step)["state"].tree
         return _shapes(tree)
@@ -158,13 +168,7 @@ def _leaf_shape(leaf) -> tuple[tuple, str]:
 def _shapes(tree) -> list[tuple[str, tuple, str]]:
     """(path, shape, dtype) per leaf, with paths written the same for states and metadata."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    rows = []
-    for path, leaf in leaves:
-        name = "/".join(
-            str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path
-        )
-        rows.append((name, *_leaf_shape(leaf)))
-    return sorted(rows)
+    return sorted((path_name(path), *_leaf_shape(leaf)) for path, leaf in leaves)
 
 
 def check_compatible(saved, wanted, directory: str) -> None:

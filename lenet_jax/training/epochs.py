@@ -20,10 +20,11 @@ import numpy as np
 
 from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
-from lenet_jax.training import batches, distributed, steps
+from lenet_jax.training import batches, distributed, metrics, steps
 from lenet_jax.training.parallel import Strategy
+from lenet_jax.training.profiling import StepProfiler
 from lenet_jax.training.progress import Progress
-from lenet_jax.training.run import Run, epoch_order, log
+from lenet_jax.training.run import Run, log
 
 EPOCH_LOOPS = ("auto", "python", "scan")  # what config.epoch_loop accepts
 
@@ -67,18 +68,19 @@ def check_finite(loss: float, step: int, epoch: int) -> None:
         )
 
 
-def make_runner(run: Run, guard):
+def make_runner(run: Run, guard, profiler: StepProfiler | None = None):
     """The config's epoch runner for `run`, compiled for its strategy."""
     streamed = is_streamed(run.dataset.train_images)
     loop = resolve_epoch_loop(run.config.epoch_loop, run.strategy, streamed=streamed)
-    return ScannedEpoch(run) if loop == "scan" else StepLoop(run, guard)
+    profiler = profiler or StepProfiler(None, 0)
+    return ScannedEpoch(run, profiler) if loop == "scan" else StepLoop(run, guard, profiler)
 
 
 class StepLoop:
     """A Python loop of one compiled step per batch."""
 
-    def __init__(self, run: Run, guard):
-        self.run, self.guard = run, guard
+    def __init__(self, run: Run, guard, profiler: StepProfiler):
+        self.run, self.guard, self.profiler = run, guard, profiler
         self.train_step = run.strategy.compile_train(run.train_step())
         self.compiled = False  # the first step compiles: timed and reported once
 
@@ -86,7 +88,7 @@ class StepLoop:
         run, config = self.run, self.run.config
         batch, per_epoch = config.batch_size, run.steps_per_epoch
         images, labels = run.dataset.train_images, run.dataset.train_labels
-        order = epoch_order(run.keys["data"], epoch, len(labels))
+        order = run.order(epoch)
         placed = batches.epoch_batches(
             run.strategy, images, labels, order, batch, range(first, per_epoch)
         )
@@ -103,7 +105,9 @@ class StepLoop:
         single = distributed.is_single_process()
         with progress:
             for i, (x, y) in zip(range(first, per_epoch), placed):
+                self.profiler.before(epoch * per_epoch + i)
                 state, sums = self.train_step(state, x, y, run.keys["train"])
+                self.profiler.after(epoch * per_epoch + i, state)
                 pending.append(sums)
                 if not self.compiled:
                     jax.block_until_ready(state)
@@ -112,7 +116,7 @@ class StepLoop:
                     self.compiled = True
                     started, timed_from = time.perf_counter(), len(pending)
                 due = progress.due(i + 1)  # fetching the loss syncs: only on logging steps
-                loss = float(sums["loss"] / sums["count"]) if due else None
+                loss = metrics.mean_loss(sums) if due else None
                 if due:
                     check_finite(loss, epoch * per_epoch + i + 1, epoch)
                 progress.update(i + 1, loss)
@@ -126,8 +130,8 @@ class StepLoop:
 class ScannedEpoch:
     """The rest of an epoch as one compiled scan over the device-resident train split."""
 
-    def __init__(self, run: Run):
-        self.run = run
+    def __init__(self, run: Run, profiler: StepProfiler):
+        self.run, self.profiler = run, profiler
         self.train_epoch = jax.jit(steps.make_scan_epoch(run.train_step()), donate_argnums=0)
         dataset = run.dataset
         self.device_data = run.strategy.place_dataset(dataset.train_images, dataset.train_labels)
@@ -136,11 +140,14 @@ class ScannedEpoch:
     def run_epoch(self, state, epoch: int, first: int) -> EpochResult:
         run = self.run
         batch, per_epoch = run.config.batch_size, run.steps_per_epoch
-        order = epoch_order(run.keys["data"], epoch, len(run.dataset.train_labels))
-        indices = order[first * batch : per_epoch * batch].reshape(-1, batch)
+        order = run.order(epoch)  # (examples,) or a population's own (N, examples)
+        indices = order[..., first * batch : per_epoch * batch].T.reshape(
+            -1, batch, *order.shape[:-1]
+        )
         started = time.perf_counter()
-        state, stacked = self.train_epoch(state, *self.device_data, indices, run.keys["train"])
-        stacked = jax.device_get(stacked)
+        with self.profiler.around(range(epoch * per_epoch + first, (epoch + 1) * per_epoch)):
+            state, stacked = self.train_epoch(state, *self.device_data, indices, run.keys["train"])
+            stacked = jax.device_get(stacked)
         if not self.compiled:  # compilation is inside the first epoch's time
             log("compiled and ran the first scanned epoch")
             self.compiled = True

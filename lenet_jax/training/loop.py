@@ -1,15 +1,17 @@
 """`train_and_evaluate(config, workdir)`: the training loop, short and top-down.
 
-build the run -> restore or init -> epochs of compiled steps, with a test evaluation, one
-write of the epoch's rows and a checkpoint at each epoch end -> the final state and
-metrics. It writes no plots and imports no plotting: the `train` command draws them from
-what this returns.
+build the run -> restore or init (or warm-start) -> epochs of compiled steps, with a test
+evaluation, one write of the epoch's rows and a checkpoint at each epoch end -> the final
+state and metrics. A signal or a spent time budget stops at a step boundary with a
+checkpoint; early stopping ends the run at an epoch's end. It writes no plots and imports
+no plotting: the `train` command draws them from what this returns.
 """
 
 import contextlib
 import dataclasses
 import errno
 import os
+import time
 
 import jax
 import ml_collections
@@ -22,12 +24,40 @@ from lenet_jax.training import workdir as workdir_lib
 from lenet_jax.training.epochs import check_finite, make_runner
 from lenet_jax.training.metrics import Totals
 from lenet_jax.training.preemption import PreemptionGuard
+from lenet_jax.training.profiling import StepProfiler
 from lenet_jax.training.run import Run, Snapshot, build_run, log
+from lenet_jax.training.tensorboard import SUBDIR as TENSORBOARD_DIR
+from lenet_jax.training.warm_start import warm_start
 from lenet_jax.training.writers import create_writer
+
+EMA_SPLIT = "test_ema"  # the test rows of the parameters' moving average
 
 
 class Preempted(Exception):
     """Raised after a SIGTERM/SIGINT once the current step is saved."""
+
+    exit_code = 143  # 128 + SIGTERM, as a killed process's
+    hint = "Rerun the same command to resume."
+
+
+class TimeBudgetReached(Preempted):
+    """Raised once `config.max_train_seconds` is spent and the current step is saved: the
+    run did what it was asked, so the command exits 0."""
+
+    exit_code = 0
+    hint = "Rerun with a larger --config.max_train_seconds to continue."
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """Where a run starts: its state, the epoch's running totals, the rows written so far
+    (None for a fresh run), the step and the seconds of training already spent."""
+
+    state: object
+    totals: Totals
+    history: list | None
+    step: int
+    train_seconds: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +68,8 @@ class TrainResult(Snapshot):
     train: dict = dataclasses.field(default_factory=dict)
     # Predicted classes of the test split by the final state (None on several processes).
     test_predictions: np.ndarray | None = None
+    stop_reason: str = ""  # why the run ended before config.num_epochs (early stopping)
+    test_ema: dict = dataclasses.field(default_factory=dict)  # the EMA's final test metrics
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
@@ -56,26 +88,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             disk_full_as_one_line(workdir, ckpt_dir),
             checkpointing.Checkpoints(ckpt_dir, keep=config.keep_checkpoints) as ckpts,
         ):
-            state, totals, history, start_step = restore_or_init(ckpts, run, workdir)
+            start = restore_or_init(ckpts, run, workdir)
             if main:
                 workdir_lib.save_config(workdir, config)  # once the workdir is known to fit
+            profiler = StepProfiler(os.path.join(workdir, TENSORBOARD_DIR), config.profile_steps)
             with (
                 create_writer(
                     workdir,
-                    resume_step=start_step,
-                    history=history,
+                    resume_step=start.step,
+                    history=start.history,
                     num_epochs=config.num_epochs,
                     main=main,
                 ) as writer,
                 PreemptionGuard() as guard,
             ):
-                loop = Loop(run, ckpts, writer, guard)
-                placed = run.strategy.place_state(state)
-                state, test, train = loop.train(placed, totals, start_step)
+                loop = Loop(run, ckpts, writer, guard, profiler, start.train_seconds)
+                placed = run.strategy.place_state(start.state)
+                try:
+                    state, test, train = loop.train(placed, start.totals, start.step)
+                finally:
+                    profiler.stop()
     # A host copy: the state may span other processes' devices.
     host_state = jax.device_get(run.strategy.host_state(state))
     return TrainResult(
-        run, host_state, loop.step, test=test, train=train, test_predictions=loop.test_predictions
+        run,
+        host_state,
+        loop.step,
+        test=test,
+        train=train,
+        test_predictions=loop.test_predictions,
+        stop_reason=loop.stop_reason,
+        test_ema=loop.test_ema,
     )
 
 
@@ -108,9 +151,9 @@ def disk_full_as_one_line(workdir: str, ckpt_dir: str):
         ) from None
 
 
-def restore_or_init(ckpts: checkpointing.Checkpoints, run: Run, workdir: str):
-    """(state, epoch's metric totals, the rows written up to it or None, step) from the
-    newest good checkpoint, else the fresh state."""
+def restore_or_init(ckpts: checkpointing.Checkpoints, run: Run, workdir: str) -> Restored:
+    """The newest good checkpoint, else the fresh state (warm-started from
+    `config.init_from` when it names a run)."""
     try:
         restored = ckpts.restore_latest_good(run.abstract_state())
     except checkpointing.IncompatibleCheckpoint as e:
@@ -118,20 +161,24 @@ def restore_or_init(ckpts: checkpointing.Checkpoints, run: Run, workdir: str):
         hint = f" (config changes: {'; '.join(changes)})" if changes else ""
         raise UserError(f"{e}{hint}") from None
     if restored is None:
-        return run.init_state(), Totals(), None, 0
+        state = run.init_state()
+        if run.config.init_from:
+            state = warm_start(run, state)
+        return Restored(state, Totals(), None, 0, 0.0)
     state, loop_json, step = restored
     log(f"resuming {workdir} from step {step}")
     totals = Totals.from_json(loop_json.get("totals", loop_json), batch_size=run.config.batch_size)
-    return state, totals, loop_json.get("history"), step
+    seconds = float(loop_json.get("train_seconds", 0.0))
+    return Restored(state, totals, loop_json.get("history"), step, seconds)
 
 
 class Loop:
-    """The epoch loop: an epoch runner, evaluation, rows, checkpoints, preemption."""
+    """The epoch loop: an epoch runner, evaluation, rows, checkpoints, stopping."""
 
-    def __init__(self, run: Run, ckpts, writer, guard):
+    def __init__(self, run: Run, ckpts, writer, guard, profiler=None, train_seconds: float = 0.0):
         self.run, self.config = run, run.config
         self.ckpts, self.writer, self.guard = ckpts, writer, guard
-        self.runner = make_runner(run, guard)
+        self.runner = make_runner(run, guard, profiler)
         self.eval_step = run.strategy.compile_eval(run.eval_step())
         self.test_batches = None  # placed once, reused by every epoch's evaluation
         self.test_predictions = None  # of the latest evaluation, where one process has all
@@ -139,18 +186,35 @@ class Loop:
         # rebuilt on resume whatever happened to it (cut short, deleted).
         self.history = writer.rows()
         self.step = 0
+        self.stop_reason = ""
+        self.rows: dict = {}  # the latest epoch's rows, by split
+        self.test_ema: dict = {}  # the latest evaluation of the EMA parameters, where kept
+        # Training time spent before this process started (reruns add up, for the budget).
+        self.prior_seconds, self.started = train_seconds, time.monotonic()
+        if self.config.max_train_seconds:
+            guard.deadline = self.started + self.config.max_train_seconds - train_seconds
+
+    @property
+    def score_split(self) -> str:
+        """The rows that rank checkpoints and drive early stopping: the EMA's where kept."""
+        return EMA_SPLIT if self.run.has_ema else "test"
 
     def train(self, state, totals: Totals, start_step: int):
         """Trains from `start_step` to the end; returns (state, final test, last train)."""
         self.step = start_step
         per_epoch = self.run.steps_per_epoch
         test = train = None
+        self.check_budget_left()
         if start_step and start_step % per_epoch == 0 and totals.count:
             # Saved at an epoch's end before its evaluation and rows (by an older version,
             # on a preemption): finish that epoch first, so its rows are not missing.
             test, train = self.finish_epoch(state, totals, start_step // per_epoch - 1, None)
             totals = Totals()
         for epoch in range(start_step // per_epoch, self.config.num_epochs):
+            self.stop_reason = self.early_stop_reason()
+            if self.stop_reason:
+                log(self.stop_reason)
+                break
             first = self.step - epoch * per_epoch
             result = self.runner.run_epoch(state, epoch, first)
             state, self.step = result.state, self.step + len(result.sums)
@@ -158,7 +222,7 @@ class Loop:
             stopping = self.guard.agreed_stop()
             if self.step < (epoch + 1) * per_epoch:  # stopped within the epoch
                 self.save(state, totals)
-                raise Preempted(
+                raise self.stopped(
                     f"stopped at step {self.step}, {self.step - epoch * per_epoch} of "
                     f"{per_epoch} steps into epoch {epoch + 1}; saved a checkpoint at step "
                     f"{self.step} with the epoch's running metrics (no evaluation yet)"
@@ -166,35 +230,81 @@ class Loop:
             test, train = self.finish_epoch(state, totals, epoch, result)
             totals = Totals()
             if stopping:
-                self.save(state, totals, metrics={"accuracy": test["accuracy"]})
-                raise Preempted(
+                self.save(state, totals, metrics=self.ranking())
+                raise self.stopped(
                     f"stopped after epoch {epoch + 1} (step {self.step}); saved its evaluation, "
                     f"its metrics rows and a checkpoint at step {self.step}"
                 )
-        if test is None:  # resumed after the last epoch had already finished
+        if test is None:  # resumed after the last epoch (or the early stop) had finished
             test = self.evaluate(state)
         self.ckpts.wait()
         return state, test, train or {}
 
+    def stopped(self, what: str) -> Preempted:
+        """The exception for a stop the guard asked for: a signal's, or the time budget's."""
+        if self.guard.signal_number is None and self.guard.deadline is not None:
+            budget = self.config.max_train_seconds
+            return TimeBudgetReached(
+                f"time budget config.max_train_seconds={budget:g} spent "
+                f"({self.train_seconds():.1f} s of training); {what}"
+            )
+        return Preempted(what)
+
+    def check_budget_left(self) -> None:
+        budget = self.config.max_train_seconds
+        if budget and self.prior_seconds >= budget:
+            raise TimeBudgetReached(
+                f"time budget config.max_train_seconds={self.config.max_train_seconds:g} was "
+                f"already spent ({self.prior_seconds:.1f} s of training up to step {self.step})"
+            )
+
+    def train_seconds(self) -> float:
+        return self.prior_seconds + time.monotonic() - self.started
+
+    def early_stop_reason(self) -> str:
+        """Why to stop now, if `early_stopping_patience` epochs have passed without a better
+        score; "" to go on. The rows say, so a rerun of a stopped run stops again at once,
+        and one with a larger patience goes on."""
+        patience = self.config.early_stopping_patience
+        scores = [r["accuracy"] for r in self.history if r["split"] == self.score_split]
+        if patience is None or not scores:
+            return ""
+        best = max(range(len(scores)), key=lambda i: (scores[i], -i))  # the first best epoch
+        if len(scores) - 1 - best < patience:
+            return ""
+        return (
+            f"stopped early after epoch {len(scores)}: {self.score_split} accuracy has not "
+            f"improved for {patience} epochs on epoch {best + 1}'s {scores[best]:.4f} "
+            f"(config.early_stopping_patience={patience}); checkpoint at step {self.step}"
+        )
+
     def finish_epoch(self, state, totals: Totals, epoch: int, result) -> tuple[dict, dict]:
-        """An epoch's end: check the loss, evaluate, write the rows, checkpoint when due."""
+        """An epoch's end: check the loss, evaluate, write the rows, checkpoint when due (or
+        when early stopping ends the run here)."""
         train = totals.compute()
         check_finite(train["loss"], self.step, epoch)
-        test = self.evaluate(state)
+        rows = self.rows = {"train": train, "test": self.evaluate(state)}
+        if self.run.has_ema:
+            rows[EMA_SPLIT] = self.test_ema = self.evaluate(state.replace(params=state.ema_params))
         train |= self.train_extras(result)
-        self.writer.write(self.step, epoch + 1, {"train": train, "test": test})
-        for split, scalars in (("train", train), ("test", test)):
+        self.writer.write(self.step, epoch + 1, rows)
+        for split, scalars in rows.items():
             self.history.append({"step": self.step, "epoch": epoch + 1, "split": split, **scalars})
-        if is_checkpoint_epoch(epoch, self.config):
-            self.save(state, Totals(), metrics={"accuracy": test["accuracy"]})
-        return test, train
+        last = epoch + 1 == self.config.num_epochs
+        if is_checkpoint_epoch(epoch, self.config) or (not last and self.early_stop_reason()):
+            self.save(state, Totals(), metrics=self.ranking())
+        return rows["test"], train
+
+    def ranking(self) -> dict:
+        """What ranks this checkpoint for "best": the latest epoch's score accuracy."""
+        return {"accuracy": self.rows[self.score_split]["accuracy"]}
 
     def train_extras(self, result) -> dict:
         """The train row's fields beyond the metrics: rate and speed (0 when not timed)."""
         examples = result.steps_timed * self.config.batch_size if result else 0
         seconds = result.seconds if result else 0.0
         return {
-            "learning_rate": float(self.run.schedule(self.step)),
+            "learning_rate": self.run.learning_rate(self.step),
             "examples_per_sec": round(examples / max(seconds, 1e-9), 1),
             "epoch_seconds": round(seconds, 2),
         }
@@ -216,10 +326,14 @@ class Loop:
         return Totals().merge([sums for sums, _ in outputs]).compute()
 
     def save(self, state, totals: Totals, metrics: dict | None = None) -> None:
-        """A checkpoint at the current step: the state, the epoch's running totals and the
-        rows so far (`metrics` ranks it for "best")."""
+        """A checkpoint at the current step: the state, the epoch's running totals, the rows
+        so far and the training time spent (`metrics` ranks it for "best")."""
         host_state = self.run.strategy.host_state(state)
-        loop = {"totals": totals.to_json(), "history": self.history}
+        loop = {
+            "totals": totals.to_json(),
+            "history": self.history,
+            "train_seconds": self.train_seconds(),
+        }
         self.ckpts.save(self.step, host_state, loop, metrics=metrics)
 
 

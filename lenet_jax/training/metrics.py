@@ -19,6 +19,7 @@ import optax
 
 PerExample = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (logits, labels, loss)
 COUNT = "count"  # the examples summed over; not itself a metric
+ENSEMBLE = "ensemble_"  # prefix of a population's ensemble metrics (`ensemble_logits`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,13 @@ METRICS: list[Metric] = [
 ]
 
 
+def ensemble_logits(logits: jax.Array) -> jax.Array:
+    """The log of the replicas' averaged probabilities: (replicas, batch, classes) -> (batch,
+    classes). Its softmax is the ensemble's prediction."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jax.nn.logsumexp(log_probs, axis=0) - jnp.log(logits.shape[0])
+
+
 def names() -> list[str]:
     return [m.name for m in METRICS]
 
@@ -64,28 +72,49 @@ def batch_sums(
 
 @dataclasses.dataclass(frozen=True)
 class Totals:
-    """Sums of every metric over the examples seen so far, merged on the host in float64."""
+    """Sums of every metric over the examples seen so far, merged on the host in float64.
 
-    sums: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    A population's sums are vectors, one entry per replica; `compute` then reports their
+    mean under the metric's name, with `_std` (over replicas) and `_per_replica`.
+    """
+
+    sums: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     count: float = 0.0
 
     def merge(self, batches: Sequence[Mapping[str, object]]) -> "Totals":
         """Adds per-batch sums (device or host values) in order, one float64 add at a time."""
-        sums = {name: float(self.sums.get(name, 0.0)) for name in names()}
+        sums = {name: np.array(value, np.float64) for name, value in self.sums.items()}
         count = self.count
         for batch in jax.device_get(list(batches)):
-            for name in sums:
-                sums[name] += float(batch[name])
-            count += float(batch[COUNT])
+            for name, value in batch.items():
+                if name == COUNT:
+                    continue
+                value = np.asarray(value, np.float64)
+                sums[name] = sums[name] + value if name in sums else value.copy()
+            # Every replica counts the same examples.
+            count += float(np.asarray(batch[COUNT]).reshape(-1)[0])
         return Totals(sums, count)
 
-    def compute(self) -> dict[str, float]:
-        """{metric: average}; NaN for an empty total."""
-        return {name: self.sums.get(name, 0.0) / self.count if self.count else float("nan")
-                for name in names()}  # fmt: skip
+    def compute(self) -> dict[str, float | list[float]]:
+        """{metric: average} (NaN for an empty total); a population's also `_std` and
+        `_per_replica`."""
+        if not self.count:
+            return {name: float("nan") for name in names()}
+        out = {}
+        order = names() + sorted(set(self.sums) - set(names()))
+        for name, total in ((n, self.sums[n]) for n in order if n in self.sums):
+            values = np.asarray(total) / self.count
+            out[name] = float(values.mean())
+            if values.ndim:
+                out[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+                out[f"{name}_per_replica"] = [float(v) for v in values]
+        return out
 
     def to_json(self) -> dict:
-        return {**{name: float(value) for name, value in self.sums.items()}, COUNT: self.count}
+        return {
+            **{name: np.asarray(value).tolist() for name, value in self.sums.items()},
+            COUNT: self.count,
+        }
 
     @classmethod
     def from_json(cls, stored: Mapping[str, float], *, batch_size: int) -> "Totals":
@@ -101,10 +130,34 @@ class Totals:
                 if name.endswith("_sum")
             }
             return cls(sums, float(stored["steps"] * batch_size))
-        return cls({k: v for k, v in stored.items() if k != COUNT}, float(stored.get(COUNT, 0.0)))
+        sums = {k: np.asarray(v, np.float64) for k, v in stored.items() if k != COUNT}
+        return cls(sums, float(stored.get(COUNT, 0.0)))
+
+
+def mean_loss(sums: Mapping[str, jax.Array]) -> float:
+    """One step's loss, averaged over its examples and any replicas (this syncs)."""
+    return float(np.mean(np.asarray(sums["loss"])) / np.mean(np.asarray(sums[COUNT])))
+
+
+def eval_sums(
+    logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None
+) -> dict[str, jax.Array]:
+    """An evaluation batch's sums (plain cross-entropy). A population's logits (N, batch,
+    classes) give (N,) sums per metric, plus the ensemble's as `ensemble_*`."""
+
+    def sums_of(logits):
+        return batch_sums(logits, labels, cross_entropy(logits, labels), mask)
+
+    if logits.ndim == 2:
+        return sums_of(logits)
+    sums = jax.vmap(sums_of)(logits)
+    for name, value in sums_of(ensemble_logits(logits)).items():
+        if name != COUNT:
+            sums[ENSEMBLE + name] = value
+    return sums
 
 
 def evaluate_logits(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Every metric over a whole split from its logits, as the eval step computes them."""
-    loss = cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
-    return Totals().merge([batch_sums(jnp.asarray(logits), jnp.asarray(labels), loss)]).compute()
+    """Every metric over a whole split from its logits (a population's too), as the eval
+    step computes them."""
+    return Totals().merge([eval_sums(jnp.asarray(logits), jnp.asarray(labels))]).compute()

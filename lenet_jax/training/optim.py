@@ -1,9 +1,15 @@
-"""optax optimizers and learning-rate schedules by name: the tables `config.validate` reads."""
+"""optax optimizers and learning-rate schedules by name (the tables `config.validate` reads),
+and the transformation a run trains with: groups and frozen parameters, clipping and
+gradient accumulation around the named optimizer."""
 
+import functools
 from collections.abc import Callable
 
+import jax
 import ml_collections
 import optax
+
+from lenet_jax.training import param_groups
 
 Config = ml_collections.ConfigDict  # config.optimizer
 
@@ -68,5 +74,43 @@ def make_schedule(cfg: Config, *, total_steps: int, steps_per_epoch: int) -> opt
     return SCHEDULES[cfg.schedule](cfg, total_steps, steps_per_epoch)
 
 
-def make_optimizer(cfg: Config, schedule: optax.Schedule) -> optax.GradientTransformation:
-    return OPTIMIZERS[cfg.name](cfg, schedule)
+def make_optimizer(
+    cfg: Config, schedule: optax.Schedule, *, freeze: str = "", accum_steps: int = 1
+) -> optax.GradientTransformation:
+    """The named optimizer, per parameter group; frozen parameters get zero updates and no
+    optimizer state (`optax.multi_transform`); gradients clipped to `cfg.clip_norm` (frozen
+    ones left out of the norm) and averaged over `accum_steps` batches (`optax.MultiSteps`)
+    first. Without groups, freezing or clipping it is the named optimizer alone, so its
+    state (and a checkpoint's layout) is what it always was."""
+    groups = tuple(cfg.param_groups)
+    tx = OPTIMIZERS[cfg.name](cfg, schedule)
+    labels = functools.partial(param_groups.labels, freeze=freeze, groups=groups)
+    if groups or freeze:
+        txs = {param_groups.DEFAULT: tx, param_groups.FROZEN: optax.set_to_zero()}
+        for i, group in enumerate(groups):
+            txs[param_groups.group_label(i)] = _group_optimizer(cfg, schedule, group)
+        tx = optax.multi_transform(txs, labels)
+    if cfg.clip_norm:
+        clip = [optax.clip_by_global_norm(cfg.clip_norm)]
+        if freeze:  # frozen gradients are dropped before the norm, not counted in it
+            frozen = functools.partial(_is_frozen, labels)
+            clip.insert(0, optax.masked(optax.set_to_zero(), frozen))
+        tx = optax.chain(*clip, tx)
+    if accum_steps > 1:
+        tx = optax.MultiSteps(tx, every_k_schedule=accum_steps).gradient_transformation()
+    return tx
+
+
+def _is_frozen(labels: Callable, params):
+    return jax.tree.map(lambda label: label == param_groups.FROZEN, labels(params))
+
+
+def _group_optimizer(cfg: Config, schedule: optax.Schedule, group) -> optax.GradientTransformation:
+    """The named optimizer with a group's learning-rate scale and weight-decay switch."""
+    settings = cfg.copy_and_resolve_references()
+    with settings.unlocked():
+        if not group.get("weight_decay", True):
+            settings.weight_decay = 0.0
+    scale = float(group.get("lr_scale", 1.0))
+    scaled = schedule if scale == 1.0 else (lambda step: scale * schedule(step))
+    return OPTIMIZERS[cfg.name](settings, scaled)

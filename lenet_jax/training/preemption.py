@@ -1,4 +1,4 @@
-"""SIGTERM/SIGINT become a request to stop at a step boundary, not a lost run.
+"""SIGTERM/SIGINT, or a spent time budget, become a request to stop at a step boundary.
 
 On several processes a signal may reach one of them, or all at slightly different times;
 they must still stop at the same step, or the others would wait for it in the next
@@ -9,6 +9,7 @@ was signalled (`multihost_utils.process_allgather` of each process's flag).
 
 import signal
 import threading
+import time
 
 import jax
 import numpy as np
@@ -18,14 +19,25 @@ class PreemptionGuard:
     """While active, the first SIGTERM or SIGINT sets `stop_requested`; a second one kills.
 
     Handlers can only be installed from the main thread; elsewhere the guard is inert.
+    With a `deadline` (`time.monotonic()` seconds: `config.max_train_seconds`), passing it
+    requests the stop too.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self):
-        self.stop_requested = False
+    def __init__(self, deadline: float | None = None):
+        self.signalled = False
+        self.deadline = deadline
         self.signal_number: int | None = None
         self._previous = {}
+
+    @property
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.signalled or self.out_of_time
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -39,10 +51,10 @@ class PreemptionGuard:
         self._previous.clear()
 
     def _handle(self, signum, frame):
-        if self.stop_requested:  # a second signal: the user really means it
+        if self.signalled:  # a second signal: the user really means it
             signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
             signal.raise_signal(signum)
-        self.stop_requested = True
+        self.signalled = True
         self.signal_number = signum
         print(
             f"received {signal.Signals(signum).name}: stopping at the next step boundary",
@@ -61,5 +73,5 @@ class PreemptionGuard:
         flags = multihost_utils.process_allgather(np.asarray(self.stop_requested, np.int32))
         # `or`, not `=`: a signal handled while the gather ran must not be overwritten by
         # flags gathered before it (it is then agreed on at the next call).
-        self.stop_requested = self.stop_requested or bool(np.asarray(flags).any())
+        self.signalled = self.signalled or bool(np.asarray(flags).any())
         return bool(np.asarray(flags).any())

@@ -20,9 +20,17 @@ from lenet_jax.data import Dataset, load_dataset
 from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
 from lenet_jax.models import Model, build_model
-from lenet_jax.training import augment, distributed, parallel, steps
+from lenet_jax.training import (
+    augment,
+    distributed,
+    parallel,
+    param_groups,
+    replicas,
+    steps,
+    warm_start,
+)
 from lenet_jax.training.optim import make_optimizer, make_schedule
-from lenet_jax.training.state import TrainState, create_train_state
+from lenet_jax.training.state import TrainState, create_train_state, state_from
 
 
 def log(*args) -> None:
@@ -31,14 +39,25 @@ def log(*args) -> None:
         print(*args, flush=True)
 
 
-def make_keys(seed: int) -> dict[str, jax.Array]:
-    """One root key split once: init, per-step train (dropout, augmentation) and data order."""
+def make_keys(seed: int, num_replicas: int = 1, *, own_data: bool = False) -> dict[str, jax.Array]:
+    """One root key split once: init, per-step train (dropout, augmentation) and data order.
+
+    A population's init and train keys are (N,), each folded with its replica's index, and
+    so is the data key when each replica has its own data order (`own_data`).
+    """
     init_key, train_key, data_key = jax.random.split(jax.random.key(seed), 3)
-    return {"init": init_key, "train": train_key, "data": data_key}
+    keys = {"init": init_key, "train": train_key, "data": data_key}
+    if num_replicas > 1:
+        for name in ("init", "train", "data") if own_data else ("init", "train"):
+            keys[name] = replicas.replica_keys(keys[name], num_replicas)
+    return keys
 
 
 def epoch_order(data_key: jax.Array, epoch: int, num_examples: int) -> np.ndarray:
-    """The example order of `epoch`: a pure function of (data key, epoch)."""
+    """The example order of `epoch`: a pure function of (data key, epoch); (N, examples) for
+    a population's (N,) data keys, one order per replica."""
+    if data_key.ndim:
+        return np.stack([epoch_order(key, epoch, num_examples) for key in data_key])
     return np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples))
 
 
@@ -59,6 +78,28 @@ class Run:
     def compute_dtype(self):
         return jnp.dtype(self.config.get("compute_dtype", "float32"))
 
+    @property
+    def num_replicas(self) -> int:
+        return self.config.num_replicas
+
+    @property
+    def own_data_order(self) -> bool:
+        return self.num_replicas > 1 and self.config.replica_data_order
+
+    @property
+    def has_ema(self) -> bool:
+        return self.config.ema_decay > 0
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The examples' order in `epoch`: (examples,), or (N, examples) for a population
+        with its own data orders."""
+        return epoch_order(self.keys["data"], epoch, len(self.dataset.train_labels))
+
+    def _create_state(self, key) -> TrainState:
+        shape = self.dataset.image_shape
+        create = lambda k: create_train_state(self.model, self.tx, k, shape, ema=self.has_ema)  # noqa: E731
+        return replicas.vectorize_init(create, self.num_replicas)(key)
+
     def init_state(self) -> TrainState:
         """The fresh state from the init key, on the host's default device.
 
@@ -66,26 +107,27 @@ class Run:
         (and compiled) on its own, which costs seconds; compiled, it is one program that
         the persistent compilation cache keeps.
         """
-        shape = self.dataset.image_shape
-        return jax.jit(lambda key: create_train_state(self.model, self.tx, key, shape))(
-            self.keys["init"]
-        )
+        return jax.jit(self._create_state)(self.keys["init"])
+
+    def state_from(self, params, batch_stats) -> TrainState:
+        """Step 0 at given parameters (a warm start): fresh optimizer state and EMA."""
+        create = lambda p, b: state_from(p, b, self.tx, ema=self.has_ema)  # noqa: E731
+        if self.num_replicas > 1:
+            create = jax.vmap(create, out_axes=replicas.STATE_AXES)
+        return jax.jit(create)(params, batch_stats)
 
     def abstract_state(self, sharding=None) -> TrainState:
         """The state's shapes (nothing computed), placed as `sharding` says (default: the
         strategy's), for orbax to restore into."""
         sharding = sharding or self.strategy.state_sharding()
-        shapes = jax.eval_shape(
-            lambda key: create_train_state(self.model, self.tx, key, self.dataset.image_shape),
-            self.keys["init"],
-        )
+        shapes = jax.eval_shape(self._create_state, self.keys["init"])
         return jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes
         )
 
     def train_step(self):
-        """The pure train step of this run (uncompiled)."""
-        return steps.make_train_step(
+        """The pure train step of this run (uncompiled), over all its replicas."""
+        step = steps.make_train_step(
             self.model,
             self.tx,
             mean=self.dataset.mean,
@@ -94,17 +136,29 @@ class Run:
             augment=augment.make_augment(**self.config.augment),
             compute_dtype=self.compute_dtype,
             axis_name=self.strategy.axis_name,
+            ema_decay=self.config.ema_decay,
+            accum_steps=self.config.grad_accum_steps,
         )
+        return replicas.vectorize_train_step(step, self.num_replicas, own_data=self.own_data_order)
 
     def eval_step(self):
         """The eval step, for the strategy's `compile_eval`."""
         return steps.make_eval_step(
-            self.model, **self._normalization(), axis_name=self.strategy.axis_name
+            self.model,
+            **self._normalization(),
+            axis_name=self.strategy.axis_name,
+            num_replicas=self.num_replicas,
         )
 
     def predict_step(self):
-        """Eval-mode logits for one device (`jax.jit` it), whatever the strategy."""
-        return steps.make_predict_step(self.model, **self._normalization())
+        """Eval-mode logits for one device (`jax.jit` it), whatever the strategy: (batch,
+        classes), or (N, batch, classes) for a population."""
+        predict = steps.make_predict_step(self.model, **self._normalization())
+        return replicas.vectorize_predict(predict, self.num_replicas)
+
+    def learning_rate(self, step: int) -> float:
+        """The peak schedule's rate at `step` (with accumulation, the schedule counts updates)."""
+        return float(self.schedule(step // self.config.grad_accum_steps))
 
     def _normalization(self) -> dict:
         return {
@@ -125,6 +179,8 @@ def load_data(config: ml_collections.ConfigDict, *, subset: bool = True) -> Data
         tfds_data_dir=config.tfds_data_dir,
         max_in_memory_mb=config.max_in_memory_mb,
     )
+    if config.classes:
+        dataset = select_classes(dataset, tuple(config.classes))
     if not subset:
         return dataset
 
@@ -149,6 +205,16 @@ def load_data(config: ml_collections.ConfigDict, *, subset: bool = True) -> Data
     return dataset
 
 
+def select_classes(dataset: Dataset, classes: tuple[int, ...]) -> Dataset:
+    """`config.classes` applied, with a one-line error for a class the dataset lacks."""
+    if max(classes) >= dataset.num_classes:
+        raise UserError(
+            f"config.classes={classes}: {dataset.name} has classes 0 to "
+            f"{dataset.num_classes - 1} ({', '.join(dataset.class_names)})"
+        )
+    return dataset.select_classes(classes)
+
+
 def build_run(
     config: ml_collections.ConfigDict,
     *,
@@ -163,24 +229,39 @@ def build_run(
         config.model, num_classes=dataset.num_classes, dtype=config.get("compute_dtype", "float32")
     )
     model.check(dataset.image_shape, dataset.num_classes)
+    if config.replica_data_order and is_streamed(dataset.train_images):
+        raise UserError(
+            "config.replica_data_order=True gathers a batch per replica, but the train split "
+            "is streamed (larger than config.max_in_memory_mb); use the shared data order"
+        )
     strategy = parallel.create(parallelism or config.parallelism, model.axis_names)
     if parallelism is None:
         strategy.check_batch(config.batch_size, "batch_size")
         strategy.check_batch(config.eval_batch_size, "eval_batch_size")
     steps_per_epoch = max(1, len(dataset.train_labels) // config.batch_size)
+    accum = config.grad_accum_steps  # the schedule counts updates, not batches
     schedule = make_schedule(
         config.optimizer,
-        total_steps=steps_per_epoch * config.num_epochs,
-        steps_per_epoch=steps_per_epoch,
+        total_steps=max(1, steps_per_epoch * config.num_epochs // accum),
+        steps_per_epoch=max(1, steps_per_epoch // accum),
     )
+    tx = make_optimizer(config.optimizer, schedule, freeze=config.freeze, accum_steps=accum)
+    param_groups.check_matches(
+        model.abstract_params(dataset.image_shape),
+        freeze=config.freeze,
+        groups=tuple(config.optimizer.param_groups),
+    )
+    if config.init_from:
+        warm_start.source_checkpoint(config.init_from)  # a bad path fails before any write
+    keys = make_keys(config.seed, config.num_replicas, own_data=config.replica_data_order)
     return Run(
         config=config,
         dataset=dataset,
         model=model,
         strategy=strategy,
-        tx=make_optimizer(config.optimizer, schedule),
+        tx=tx,
         schedule=schedule,
-        keys=make_keys(config.seed),
+        keys=keys,
         steps_per_epoch=steps_per_epoch,
     )
 
@@ -193,6 +274,7 @@ class Snapshot:
     run: Run
     state: TrainState  # plain and unreplicated, on the host's default device
     step: int
+    weights: str = "raw"  # what state.params holds: the raw parameters, or the EMA's
 
     @property
     def config(self) -> ml_collections.ConfigDict:

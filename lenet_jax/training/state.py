@@ -17,15 +17,29 @@ class TrainState(struct.PyTreeNode):
     params: Any
     opt_state: optax.OptState
     batch_stats: Any  # BatchNorm running statistics; {} for models without them
+    # The parameters' exponential moving average (config.ema_decay); None when off, which
+    # leaves the state's (and a checkpoint's) layout as without it.
+    ema_params: Any = None
 
 
 def create_train_state(
-    model: Model, tx: optax.GradientTransformation, key: jax.Array, image_shape: tuple[int, ...]
+    model: Model,
+    tx: optax.GradientTransformation,
+    key: jax.Array,
+    image_shape: tuple[int, ...],
+    *,
+    ema: bool = False,
 ) -> TrainState:
     params, batch_stats = as_model(model).init(key, jnp.zeros((1, *image_shape), jnp.float32))
+    return state_from(params, batch_stats, tx, ema=ema)
+
+
+def state_from(params, batch_stats, tx: optax.GradientTransformation, *, ema: bool) -> TrainState:
+    """Step 0 at `params`: a fresh optimizer state, and the EMA (if kept) starting there."""
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         opt_state=tx.init(params),
         batch_stats=batch_stats,
+        ema_params=jax.tree.map(jnp.copy, params) if ema else None,
     )

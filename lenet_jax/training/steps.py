@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from lenet_jax.models.contract import Model, as_model
-from lenet_jax.training import metrics
+from lenet_jax.training import metrics, replicas
 from lenet_jax.training.augment import Augment
 from lenet_jax.training.state import TrainState
 
@@ -45,12 +45,16 @@ def make_train_step(
     augment: Augment | None = None,
     compute_dtype=jnp.float32,
     axis_name: str | None = None,
+    ema_decay: float = 0.0,
+    accum_steps: int = 1,
 ):
     """Returns `train_step(state, images, labels, train_key) -> (state, metric sums)`.
 
     With `axis_name` (under pmap) gradients and batch statistics are averaged and metric
     sums added over that axis, and the device index is folded into the key so devices
-    draw different dropout masks and augmentations.
+    draw different dropout masks and augmentations. With `ema_decay` the state's
+    `ema_params` follow the parameters after each update (with gradient accumulation,
+    only on the steps that update: every `accum_steps`-th).
     """
     model = as_model(model)
 
@@ -83,15 +87,27 @@ def make_train_step(
             grads, batch_stats = jax.lax.pmean((grads, batch_stats), axis_name)
             sums = jax.lax.psum(sums, axis_name)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
         new_state = state.replace(
             step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
+            params=params,
             opt_state=opt_state,
             batch_stats=batch_stats,
+            ema_params=ema_update(state, params, ema_decay, accum_steps),
         )
         return new_state, sums
 
     return train_step
+
+
+def ema_update(state: TrainState, params, decay: float, accum_steps: int):
+    """`decay * ema + (1 - decay) * params` (None where no EMA is kept); with accumulation the
+    parameters change on every `accum_steps`-th step only, and so does the average."""
+    if state.ema_params is None:
+        return None
+    if accum_steps > 1:
+        decay = jnp.where((state.step + 1) % accum_steps == 0, decay, 1.0)
+    return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
 
 
 def make_scan_epoch(train_step):
@@ -117,21 +133,28 @@ def make_eval_step(
     std: Sequence[float],
     compute_dtype=jnp.float32,
     axis_name: str | None = None,
+    num_replicas: int = 1,
 ):
     """Returns `eval_step(state, images, labels, mask) -> (metric sums, predicted classes)`.
 
     Sums (not means) so padded final batches and device shards combine exactly; the
     predictions (argmax, int32) give the plots their confusion matrix without a second
-    pass over the split.
+    pass over the split. For a population (`num_replicas` > 1) the sums are per replica,
+    plus the ensemble's (averaged probabilities) as `ensemble_*`, whose classes are the
+    predictions.
     """
-    predict = make_predict_step(
-        model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name
+    predict = replicas.vectorize_predict(
+        make_predict_step(
+            model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name
+        ),
+        num_replicas,
     )
 
     def eval_step(state: TrainState, images, labels, mask):
         logits = predict(state, images)
-        sums = metrics.batch_sums(logits, labels, metrics.cross_entropy(logits, labels), mask)
-        return sums, jnp.argmax(logits, -1).astype(jnp.int32)
+        combined = metrics.ensemble_logits(logits) if num_replicas > 1 else logits
+        sums = metrics.eval_sums(logits, labels, mask)
+        return sums, jnp.argmax(combined, -1).astype(jnp.int32)
 
     return eval_step
 

@@ -50,14 +50,19 @@ class TensorBoardWriter:
     def enabled(self) -> bool:
         return self._events is not None
 
-    def write_scalars(self, step: int, split: str, scalars: Mapping[str, float]) -> None:
+    def write_scalars(self, step: int, split: str, scalars: Mapping[str, float | list]) -> None:
+        """Each scalar as `split/name`; a list (a population's `*_per_replica`) as one curve
+        per replica, `split/name/r`."""
         if self._events is None:
             return
+        tagged = []
+        for name, value in scalars.items():
+            if isinstance(value, list | tuple):
+                tagged += [(f"{split}/{name}/{r}", v) for r, v in enumerate(value)]
+            else:
+                tagged.append((f"{split}/{name}", value))
         summary = summary_pb2.Summary(
-            value=[
-                summary_pb2.Summary.Value(tag=f"{split}/{name}", simple_value=float(value))
-                for name, value in scalars.items()
-            ]
+            value=[summary_pb2.Summary.Value(tag=t, simple_value=float(v)) for t, v in tagged]
         )
         self._events.write_event(
             event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary)

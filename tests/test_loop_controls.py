@@ -1,0 +1,103 @@
+"""What ends or watches a run besides its epochs: early stopping, the time budget (a real
+CLI run that exits 0 and resumes bit-identically), the EMA's rows and the profiler trace."""
+
+import subprocess
+
+import chex
+import pytest
+from conftest import REPO, tiny_train_command
+
+from lenet_jax.config import validate
+from lenet_jax.errors import UserError
+from lenet_jax.report.evaluation import evaluate_workdir
+from lenet_jax.training import checkpointing
+from lenet_jax.training.loop import TimeBudgetReached, train_and_evaluate
+from lenet_jax.training.metrics_log import read_rows
+
+
+def test_early_stopping_stops_with_a_checkpoint_and_a_rerun_respects_it(tiny_config, tmp_path):
+    tiny_config.num_epochs = 6
+    tiny_config.freeze = "."  # nothing moves: the test accuracy cannot improve after epoch 1
+    tiny_config.early_stopping_patience = 2
+    result = train_and_evaluate(tiny_config, str(tmp_path))
+    assert "stopped early after epoch 3" in result.stop_reason
+    assert "not improved for 2 epochs on epoch 1's" in result.stop_reason
+    assert checkpointing.committed_steps(str(tmp_path / "checkpoints"))[-1] == 24 == result.step
+    rows = read_rows(tmp_path / "metrics.jsonl")
+    assert [r["epoch"] for r in rows if r["split"] == "test"] == [1, 2, 3]
+    again = train_and_evaluate(tiny_config, str(tmp_path))  # stops at once, trains nothing
+    assert again.step == 24 and again.stop_reason
+    assert read_rows(tmp_path / "metrics.jsonl") == rows
+    tiny_config.early_stopping_patience = 3  # a larger patience goes on from the checkpoint
+    assert train_and_evaluate(tiny_config, str(tmp_path)).step == 32
+
+
+def test_bad_values_get_one_line_naming_the_field(tiny_config):
+    for field, value, message in [
+        ("early_stopping_patience", 0, r"=0 is not allowed; expected None \(never stop early\) or a positive"),
+        ("ema_decay", -0.1, r"config.ema_decay=-0.1 is not allowed; expected a number in \[0, 1\)"),
+        ("freeze", "Conv_[", "config.freeze='Conv_\\[' is not a regular expression"),
+        ("num_replicas", 0, "config.num_replicas=0 is not allowed; expected a positive"),
+        ("max_train_seconds", -1.0, "config.max_train_seconds=-1.0 is not allowed"),
+        ("init_exclude", "Dense_2", "unless config.init_from names the run"),
+    ]:
+        config = tiny_config.copy_and_resolve_references()
+        config[field] = value
+        with pytest.raises(UserError, match=message):
+            validate(config)
+
+
+def test_time_budget_exits_0_saves_and_a_larger_budget_resumes_bit_identically(
+    tiny_mnist_dir, tiny_config, tmp_path
+):
+    """A population (2 replicas), so its replicated state's resume is checked too."""
+    overrides = [
+        "--config.batch_size=64",  # as tiny_config, which the resumed and whole runs use
+        "--config.eval_batch_size=128",
+        "--config.parallelism=single",
+        "--config.num_replicas=2",
+        "--config.model.dropout_rate=0.3",
+    ]
+    command = tiny_train_command(tmp_path / "budget", tiny_mnist_dir, *overrides)
+    out = subprocess.run(
+        [*command, "--config.max_train_seconds=0.001"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "time budget config.max_train_seconds=0.001 spent" in out.stdout
+    assert "Rerun with a larger --config.max_train_seconds to continue" in out.stdout
+    assert checkpointing.committed_steps(str(tmp_path / "budget" / "checkpoints")) == [1]
+    tiny_config.num_replicas, tiny_config.model.dropout_rate = 2, 0.3
+    tiny_config.max_train_seconds = 0.001
+    with pytest.raises(TimeBudgetReached, match="already spent"):  # no step is run
+        train_and_evaluate(tiny_config, str(tmp_path / "budget"))
+    tiny_config.max_train_seconds = 600.0
+    resumed = train_and_evaluate(tiny_config, str(tmp_path / "budget"))
+    tiny_config.max_train_seconds = 0.0
+    whole = train_and_evaluate(tiny_config, str(tmp_path / "whole"))
+    chex.assert_trees_all_equal(resumed.state, whole.state)
+    assert resumed.test == whole.test
+
+
+def test_ema_rows_rank_the_checkpoints_and_evaluate_picks_the_weights(tiny_config, tmp_path):
+    tiny_config.ema_decay = 0.9
+    result = train_and_evaluate(tiny_config, str(tmp_path))
+    rows = read_rows(tmp_path / "metrics.jsonl")
+    ema_rows = [r for r in rows if r["split"] == "test_ema"]
+    assert len(ema_rows) == 2 and ema_rows[-1]["accuracy"] == result.test_ema["accuracy"]
+    ema = evaluate_workdir(str(tmp_path), "latest")
+    raw = evaluate_workdir(str(tmp_path), "latest", weights="raw")
+    assert (ema["weights"], raw["weights"]) == ("ema", "raw")
+    assert ema["accuracy"] == pytest.approx(result.test_ema["accuracy"])
+    assert raw["accuracy"] == pytest.approx(result.test["accuracy"])
+    assert ema["loss"] != raw["loss"]
+
+
+def test_profile_steps_writes_a_trace_where_tensorboard_finds_it(tiny_config, tmp_path):
+    tiny_config.profile_steps = 2
+    train_and_evaluate(tiny_config, str(tmp_path))
+    traces = list((tmp_path / "tensorboard" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 0

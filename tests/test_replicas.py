@@ -1,0 +1,121 @@
+"""A population in one compiled step: each replica trains as it would alone with its own
+folded keys; rows, evaluate and predict report the replicas, their spread and the ensemble;
+pmap and sharded runs equal the single-device one."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lenet_jax.report.evaluation import evaluate_workdir
+from lenet_jax.report.inference import combined_logits, load_run, predict_split
+from lenet_jax.training import batches, replicas, steps
+from lenet_jax.training.loop import train_and_evaluate
+from lenet_jax.training.metrics_log import read_rows
+from lenet_jax.training.run import build_run
+from lenet_jax.training.state import create_train_state
+
+
+def _population_config(config, n=3):
+    config.num_replicas = n
+    config.model.dropout_rate = 0.3  # each replica must draw its own masks
+    return config
+
+
+def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config):
+    run = build_run(_population_config(tiny_config))
+    state = run.init_state()
+    images, labels = run.dataset.train_images[:64], run.dataset.train_labels[:64]
+    step = jax.jit(run.train_step())
+    for _ in range(2):
+        state, sums = step(state, images, labels, run.keys["train"])
+    assert sums["loss"].shape == (3,)
+    alone_step = jax.jit(
+        steps.make_train_step(run.model, run.tx, mean=run.dataset.mean, std=run.dataset.std)
+    )
+    for r in range(3):
+        alone = create_train_state(run.model, run.tx, run.keys["init"][r], run.dataset.image_shape)
+        for _ in range(2):
+            alone, alone_sums = alone_step(alone, images, labels, run.keys["train"][r])
+        chex.assert_trees_all_close(replicas.select(state, r).params, alone.params, atol=1e-6)
+        np.testing.assert_allclose(sums["loss"][r], alone_sums["loss"], rtol=1e-5)
+    first, second = (jax.tree.leaves(replicas.select(state, r).params)[0] for r in (0, 1))
+    assert not np.allclose(first, second)  # different inits
+
+
+def test_replica_data_order_gives_each_replica_its_own_batches(tiny_config):
+    tiny_config.replica_data_order = True
+    run = build_run(_population_config(tiny_config))
+    order = run.order(0)
+    assert order.shape == (3, 512)
+    assert not np.array_equal(order[0], order[1])
+    np.testing.assert_array_equal(np.sort(order, axis=1), np.tile(np.arange(512), (3, 1)))
+    indices = batches.batch_indices(order, 64, 2, slice(None))
+    np.testing.assert_array_equal(indices, order[:, 128:192].T)  # batch-major: (64, 3)
+    state, sums = jax.jit(run.train_step())(
+        run.init_state(),
+        run.dataset.train_images[indices],
+        run.dataset.train_labels[indices],
+        run.keys["train"],
+    )
+    assert sums["count"].tolist() == [64.0] * 3
+
+
+@pytest.fixture(scope="module")
+def population_run(tiny_mnist_dir, tmp_path_factory):
+    from conftest import tiny_config_for
+
+    workdir = tmp_path_factory.mktemp("population")
+    result = train_and_evaluate(_population_config(tiny_config_for(tiny_mnist_dir)), str(workdir))
+    return workdir, result
+
+
+def test_rows_report_the_mean_the_spread_and_each_replica(population_run):
+    workdir, result = population_run
+    rows = read_rows(workdir / "metrics.jsonl")
+    for row in rows:
+        per = row["accuracy_per_replica"]
+        assert len(per) == 3
+        assert row["accuracy"] == pytest.approx(np.mean(per))
+        assert row["accuracy_std"] == pytest.approx(np.std(per, ddof=1))
+        assert row["loss"] == pytest.approx(np.mean(row["loss_per_replica"]))
+    test = [r for r in rows if r["split"] == "test"][-1]
+    assert 0 < test["ensemble_accuracy"] <= 1
+    assert result.test["accuracy_per_replica"] == test["accuracy_per_replica"]
+
+
+def test_evaluate_scores_each_replica_and_the_ensemble(population_run):
+    workdir, result = population_run
+    report = evaluate_workdir(str(workdir), "latest")
+    np.testing.assert_allclose(
+        report["accuracy_per_replica"], result.test["accuracy_per_replica"], atol=1e-6
+    )
+    assert report["ensemble_accuracy"] == pytest.approx(result.test["ensemble_accuracy"])
+    snapshot = load_run(str(workdir), "latest")
+    logits, labels = predict_split(snapshot)
+    assert logits.shape == (3, 256, 10)
+    probabilities = jax.nn.softmax(jnp.asarray(logits), -1).mean(0)  # the ensemble by hand
+    assert report["ensemble_accuracy"] == pytest.approx(
+        float((probabilities.argmax(-1) == labels).mean())
+    )
+    for r in range(3):
+        accuracy = float((combined_logits(logits, r).argmax(-1) == labels).mean())
+        assert accuracy == pytest.approx(report["accuracy_per_replica"][r])
+    assert sum(report["confusion_matrix"][i][i] for i in range(10)) == round(
+        report["ensemble_accuracy"] * 256
+    )
+
+
+@pytest.mark.parametrize("parallelism", ["pmap", "sharded"])
+def test_population_under_pmap_and_sharded_equals_single_device(tiny_config, tmp_path, parallelism):
+    tiny_config.num_epochs = 1
+    _population_config(tiny_config, 2)
+    tiny_config.model.dropout_rate = 0.0  # pmap folds the device into the dropout key
+    single = train_and_evaluate(tiny_config, str(tmp_path / "single"))
+    tiny_config.parallelism = parallelism
+    other = train_and_evaluate(tiny_config, str(tmp_path / parallelism))
+    chex.assert_trees_all_close(single.state.params, other.state.params, atol=1e-5)
+    np.testing.assert_allclose(
+        single.test["accuracy_per_replica"], other.test["accuracy_per_replica"], atol=1 / 256
+    )
