@@ -83,6 +83,9 @@ def base_config() -> ml_collections.ConfigDict:
     # replicas with `*_std` and `*_per_replica`; evaluation adds the ensemble's accuracy.
     config.num_replicas = 1
     config.replica_data_order = False  # True: each replica its own data order too
+    # How one step walks the replicas: vmap (all at once) | map (one after another, inside
+    # the compiled step: faster on a CPU) | auto: map on CPU, vmap on GPU/TPU.
+    config.replica_loop = "auto"
     # Stop when the test accuracy has not improved for this many epochs; None = never.
     config.early_stopping_patience = ml_collections.config_dict.placeholder(int)
     # Stop at the first step past this many seconds of training (summed over reruns), save
@@ -129,6 +132,7 @@ def _choices() -> dict[str, tuple]:
     from lenet_jax.training.epochs import EPOCH_LOOPS
     from lenet_jax.training.optim import OPTIMIZERS, SCHEDULES
     from lenet_jax.training.parallel import PARALLELISM
+    from lenet_jax.training.replicas import REPLICA_LOOPS
 
     return {
         "optimizer.name": tuple(OPTIMIZERS),
@@ -137,6 +141,7 @@ def _choices() -> dict[str, tuple]:
         "epoch_loop": EPOCH_LOOPS,
         "compute_dtype": COMPUTE_DTYPES,
         "model.conv_impl": (None, *CONV_IMPLS),
+        "replica_loop": REPLICA_LOOPS,
     }
 
 

@@ -2,8 +2,9 @@
 
   .venv/bin/python scripts/replicas_bench.py --config configs/fashion_d2l.py --replicas 8 --rounds 3
 
-Each round runs 1 and 2 epochs of the config with one replica and with N, as whole
-processes. The steady-state cost of an epoch is wall(2 epochs) - wall(1 epoch): start-up,
+After one untimed run of each (it fills JAX's compilation cache, which every later run
+then reads), each round runs 1 and 2 epochs of the config with one replica and with N, as
+whole processes. The steady-state cost of an epoch is wall(2 epochs) - wall(1 epoch): start-up,
 data loading and compilation drop out, and everything an epoch does (its test evaluation,
 rows and checkpoint) stays in. Reports each round's figures and the median ratio N/1: N
 separate runs would cost N x. Arguments after `--` go to `train`.
@@ -44,6 +45,8 @@ def main(argv: list[str]) -> None:
     overrides, n = argv[1:], _REPLICAS.value
     rounds = []
     with cli.user_errors_as_one_line():
+        for replicas in (1, n):  # fills the compilation cache, so no timed run compiles more
+            steady_epoch(_CONFIG.value, replicas, overrides, _PYTHON.value)
         for r in range(_ROUNDS.value):
             one = steady_epoch(_CONFIG.value, 1, overrides, _PYTHON.value)
             many = steady_epoch(_CONFIG.value, n, overrides, _PYTHON.value)

@@ -34,7 +34,11 @@ def test_early_stopping_stops_with_a_checkpoint_and_a_rerun_respects_it(tiny_con
 
 def test_bad_values_get_one_line_naming_the_field(tiny_config):
     for field, value, message in [
-        ("early_stopping_patience", 0, r"=0 is not allowed; expected None \(never stop early\) or a positive"),
+        (
+            "early_stopping_patience",
+            0,
+            r"=0 is not allowed; expected None \(never stop early\) or a positive",
+        ),
         ("ema_decay", -0.1, r"config.ema_decay=-0.1 is not allowed; expected a number in \[0, 1\)"),
         ("freeze", "Conv_[", "config.freeze='Conv_\\[' is not a regular expression"),
         ("num_replicas", 0, "config.num_replicas=0 is not allowed; expected a positive"),

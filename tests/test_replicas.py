@@ -23,7 +23,9 @@ def _population_config(config, n=3):
     return config
 
 
-def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config):
+@pytest.mark.parametrize("replica_loop", ["vmap", "map"])
+def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config, replica_loop):
+    tiny_config.replica_loop = replica_loop
     run = build_run(_population_config(tiny_config))
     state = run.init_state()
     images, labels = run.dataset.train_images[:64], run.dataset.train_labels[:64]
@@ -44,8 +46,9 @@ def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config)
     assert not np.allclose(first, second)  # different inits
 
 
-def test_replica_data_order_gives_each_replica_its_own_batches(tiny_config):
-    tiny_config.replica_data_order = True
+@pytest.mark.parametrize("replica_loop", ["vmap", "map"])
+def test_replica_data_order_gives_each_replica_its_own_batches(tiny_config, replica_loop):
+    tiny_config.replica_data_order, tiny_config.replica_loop = True, replica_loop
     run = build_run(_population_config(tiny_config))
     order = run.order(0)
     assert order.shape == (3, 512)
@@ -60,6 +63,18 @@ def test_replica_data_order_gives_each_replica_its_own_batches(tiny_config):
         run.keys["train"],
     )
     assert sums["count"].tolist() == [64.0] * 3
+    alone_step = jax.jit(
+        steps.make_train_step(run.model, run.tx, mean=run.dataset.mean, std=run.dataset.std)
+    )
+    for r in range(3):  # replica r trained on its own column of the batch
+        alone = create_train_state(run.model, run.tx, run.keys["init"][r], run.dataset.image_shape)
+        _, alone_sums = alone_step(
+            alone,
+            run.dataset.train_images[indices[:, r]],
+            run.dataset.train_labels[indices[:, r]],
+            run.keys["train"][r],
+        )
+        np.testing.assert_allclose(sums["loss"][r], alone_sums["loss"], rtol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,10 @@ class Run:
         return self.num_replicas > 1 and self.config.replica_data_order
 
     @property
+    def replica_loop(self) -> str:
+        return replicas.resolve_loop(self.config.replica_loop)
+
+    @property
     def has_ema(self) -> bool:
         return self.config.ema_decay > 0
 
@@ -139,7 +143,9 @@ class Run:
             ema_decay=self.config.ema_decay,
             accum_steps=self.config.grad_accum_steps,
         )
-        return replicas.vectorize_train_step(step, self.num_replicas, own_data=self.own_data_order)
+        return replicas.vectorize_train_step(
+            step, self.num_replicas, own_data=self.own_data_order, loop=self.replica_loop
+        )
 
     def eval_step(self):
         """The eval step, for the strategy's `compile_eval`."""
@@ -148,13 +154,14 @@ class Run:
             **self._normalization(),
             axis_name=self.strategy.axis_name,
             num_replicas=self.num_replicas,
+            replica_loop=self.replica_loop,
         )
 
     def predict_step(self):
         """Eval-mode logits for one device (`jax.jit` it), whatever the strategy: (batch,
         classes), or (N, batch, classes) for a population."""
         predict = steps.make_predict_step(self.model, **self._normalization())
-        return replicas.vectorize_predict(predict, self.num_replicas)
+        return replicas.vectorize_predict(predict, self.num_replicas, self.replica_loop)
 
     def learning_rate(self, step: int) -> float:
         """The peak schedule's rate at `step` (with accumulation, the schedule counts updates)."""

@@ -134,6 +134,7 @@ def make_eval_step(
     compute_dtype=jnp.float32,
     axis_name: str | None = None,
     num_replicas: int = 1,
+    replica_loop: str = "vmap",
 ):
     """Returns `eval_step(state, images, labels, mask) -> (metric sums, predicted classes)`.
 
@@ -148,6 +149,7 @@ def make_eval_step(
             model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name
         ),
         num_replicas,
+        replica_loop,
     )
 
     def eval_step(state: TrainState, images, labels, mask):
