@@ -21,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from lenet_jax import cli
 from lenet_jax.config import load_config_file
@@ -50,6 +50,7 @@ def base(**fields):
 
 
 def main(argv: list[str]) -> None:
+    logging.set_verbosity(logging.ERROR)  # orbax logs every checkpoint at INFO
     root = Path(_WORKDIR.value)
     with cli.user_errors_as_one_line():
         started = time.perf_counter()

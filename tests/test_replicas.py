@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lenet_jax.predict import classify
 from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.report.inference import combined_logits, load_run, predict_split
 from lenet_jax.training import batches, replicas, steps
@@ -114,6 +115,10 @@ def test_evaluate_scores_each_replica_and_the_ensemble(population_run):
     assert report["ensemble_accuracy"] == pytest.approx(
         float((probabilities.argmax(-1) == labels).mean())
     )
+    images = snapshot.dataset.test_images[:5]  # predict: the ensemble, or one replica
+    np.testing.assert_allclose(classify(snapshot, images), probabilities[:5], rtol=1e-5)
+    one = jax.nn.softmax(jnp.asarray(logits[1, :5]), -1)
+    np.testing.assert_allclose(classify(snapshot, images, replica=1), one, rtol=1e-5)
     for r in range(3):
         accuracy = float((combined_logits(logits, r).argmax(-1) == labels).mean())
         assert accuracy == pytest.approx(report["accuracy_per_replica"][r])
