@@ -1,10 +1,16 @@
-"""Modern LeNet-5 (ReLU, max-pool) on Fashion-MNIST: the README's default run.
+"""LeNet-5 with BatchNorm on Fashion-MNIST: the README's default run, about a minute on a CPU.
 
   python -m lenet_jax.train --config configs/fashion.py --workdir runs/fashion
   python -m lenet_jax.train --config configs/fashion.py:smoke --workdir runs/smoke
 
-Expected: final test accuracy >= 0.90 — measured 0.9075 after 12 epochs on jax 0.12.0.1
-(0.9054 on jax 0.10.2), ~50 s of training on a 2-core CPU (0.90 first reached at epoch 8).
+The modern LeNet-5 (ReLU, max-pool, 5x5 convolutions, dense 120-84) with BatchNorm after
+each convolution and 32 channels in the second; mirrored images in training (clothes are
+left-right symmetric) and in evaluation (the mean of the image's and its mirror's logits),
+label smoothing 0.1, Adam with a warmup-cosine schedule, 12 epochs.
+
+Expected: final test accuracy >= 0.92; measured 0.9216 in 57 s of wall time on a 2-core CPU
+(jax 0.12.0.1). The seeds' spread and the figures before this recipe (0.9075 with plain
+LeNet-5) are in the README's results table.
 """
 
 import ml_collections
@@ -16,6 +22,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = base_config()
     config.dataset = "fashion_mnist"
     config.model.name = "lenet_modern"
+    config.model.features = (6, 32)  # LeNet's first convolution; a wider second one
+    config.model.batch_norm = True
+    config.augment.flip = True
+    config.eval_tta = "flip"
+    config.label_smoothing = 0.1
     config.optimizer.name = "adam"
     config.optimizer.learning_rate = 2e-3  # peak, reached after the warmup
     config.optimizer.schedule = "warmup_cosine"

@@ -73,6 +73,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.augment.crop_padding = 0  # random crop after reflect-padding this many pixels
     config.augment.flip = False  # random horizontal flip
     config.augment.cutout_size = 0  # zero a random square of this side
+    # Test-time augmentation of every evaluation and prediction: none | flip (the image and
+    # its mirror) | flip_translate (also 1-pixel shifts: airbench's).
+    config.eval_tta = "none"
     # Loop.
     config.batch_size = 128  # global: split over all devices
     config.eval_batch_size = 1000
@@ -129,6 +132,7 @@ def _require(ok: bool, field: str, allowed: str, value) -> None:
 def _choices() -> dict[str, tuple]:
     """The allowed values of each choice field, read from the registries that define them."""
     from lenet_jax.ops.band_conv import CONV_IMPLS
+    from lenet_jax.training.augment import TTA
     from lenet_jax.training.epochs import EPOCH_LOOPS
     from lenet_jax.training.optim import OPTIMIZERS, SCHEDULES
     from lenet_jax.training.parallel import PARALLELISM
@@ -142,6 +146,7 @@ def _choices() -> dict[str, tuple]:
         "compute_dtype": COMPUTE_DTYPES,
         "model.conv_impl": (None, *CONV_IMPLS),
         "replica_loop": REPLICA_LOOPS,
+        "eval_tta": TTA,
     }
 
 

@@ -78,7 +78,7 @@ def tiny_config_for(data_dir, *, num_epochs: int = 2):
     """A seconds-long CPU run on a `make_tiny_mnist` folder, single device."""
     from lenet_jax.config import load_config_file
 
-    config = load_config_file(str(REPO / "configs" / "fashion.py:smoke"))
+    config = load_config_file(str(TESTS / "tiny_config.py:smoke"))
     config.dataset = "mnist"
     config.data_dir = str(data_dir)
     config.num_train_examples = 0
@@ -109,7 +109,7 @@ def tiny_train_command(workdir, data_dir, *overrides: str) -> list[str]:
         sys.executable,
         "-m",
         "lenet_jax.train",
-        "--config=configs/fashion.py:smoke",
+        "--config=tests/tiny_config.py:smoke",
         f"--workdir={workdir}",
         "--config.dataset=mnist",
         f"--config.data_dir={data_dir}",

@@ -151,3 +151,27 @@ class MakeAugmentTest(chex.TestCase):
         flip_only = augment.make_augment(flip=True)(key, x)
         assert not jnp.array_equal(flip_only, augment.flip(x))
         assert not jnp.array_equal(flip_only, x)
+
+
+def test_translate_shifts_content_and_reflects_the_edge():
+    x = jnp.arange(5.0).reshape(1, 1, 5, 1) * jnp.ones((1, 5, 1, 1))  # columns 0..4
+    right = augment.translate(x, 0, 1)  # content moves one pixel right
+    np.testing.assert_array_equal(right[0, 0, :, 0], [1.0, 0.0, 1.0, 2.0, 3.0])
+    down = augment.translate(jnp.swapaxes(x, 1, 2), 1, 0)
+    np.testing.assert_array_equal(down[0, :, 0, 0], [1.0, 0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(augment.translate(x, 0, 0), x)
+
+
+def test_tta_views_weigh_to_one_and_are_the_documented_views():
+    x = _images()
+    for mode in augment.TTA:
+        assert sum(w for w, _ in augment.tta_views(x, mode)) == pytest.approx(1.0)
+    (_, a), (_, b) = augment.tta_views(x, "flip")
+    np.testing.assert_array_equal(a, x)
+    np.testing.assert_array_equal(b, augment.flip(x))
+    views = augment.tta_views(x, "flip_translate")
+    assert [w for w, _ in views] == [0.25, 0.25, 0.125, 0.125, 0.125, 0.125]
+    np.testing.assert_array_equal(views[4][1], augment.translate(x, -1, -1))
+    np.testing.assert_array_equal(views[5][1], augment.flip(augment.translate(x, -1, -1)))
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        augment.tta_views(x, "rotate")

@@ -98,3 +98,12 @@ def test_unset_dropout_keeps_a_presets_own_rate():
     assert build_model(model_config, num_classes=10).module.dropout_rate == 0.5
     model_config.dropout_rate = 0.1  # an explicit value still wins
     assert build_model(model_config, num_classes=10).module.dropout_rate == 0.1
+
+
+def test_lenet_widths_and_batch_norm_as_configs_fashion_uses_them():
+    """conv 6 (no bias) + BN 12, conv 32 (no bias) + BN 64, then dense 800-120-84-10."""
+    model = get_model("lenet_modern", features=(6, 32), batch_norm=True)
+    assert count_params(model) == 150 + 12 + 4_800 + 64 + 96_120 + 10_164 + 850
+    variables = model.init(jax.random.key(0), jnp.zeros((2, 28, 28, 1)), train=False)
+    assert set(variables["batch_stats"]) == {"BatchNorm_0", "BatchNorm_1"}
+    assert "bias" not in variables["params"]["Conv_0"]

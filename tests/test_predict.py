@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, TESTS
 from PIL import Image
 
 from lenet_jax import data as data_lib
@@ -23,7 +23,7 @@ RESULT = re.compile(r"^(\S+): (\S[^(]*?)  \((.+)\)$")
 @pytest.fixture(scope="module")
 def workdir(tiny_mnist_dir, tmp_path_factory) -> str:
     """A tiny trained run (seconds), shared by this module's tests."""
-    config = load_config_file(str(REPO / "configs" / "fashion.py:smoke"))
+    config = load_config_file(str(TESTS / "tiny_config.py:smoke"))
     config.dataset, config.data_dir = "mnist", str(tiny_mnist_dir)
     config.num_train_examples = config.num_test_examples = 0
     config.batch_size, config.eval_batch_size, config.num_epochs = 64, 128, 2

@@ -8,7 +8,8 @@ import optax
 from flax import linen as nn
 
 from lenet_jax.models import get_model
-from lenet_jax.training import metrics, steps
+from lenet_jax.models.contract import as_model
+from lenet_jax.training import augment, metrics, steps
 from lenet_jax.training.state import TrainState, create_train_state
 
 
@@ -159,3 +160,24 @@ def test_ema_with_accumulation_moves_only_when_the_parameters_do():
         history[4],
     )
     chex.assert_trees_all_close(ema, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_test_time_augmentation_averages_the_views_logits():
+    """The predict step with TTA equals the weighted mean of plain predictions of each view."""
+    model = get_model("lenet_modern", batch_norm=True)
+    state = create_train_state(model, optax.sgd(0.1), jax.random.key(0), (28, 28, 1))
+    images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1)), jnp.uint8)
+    plain = steps.make_predict_step(model, mean=(0.5,), std=(0.25,))
+    x = steps.normalize(images, (0.5,), (0.25,))
+
+    def logits_of(view):  # a float view fed through the plain step's model call
+        out, _ = as_model(model).apply(
+            state.params, state.batch_stats, view, train=False, rngs={}, bound_axis=None
+        )
+        return out
+
+    np.testing.assert_allclose(plain(state, images), logits_of(x), rtol=1e-5, atol=1e-6)
+    for mode in ("flip", "flip_translate"):
+        tta = steps.make_predict_step(model, mean=(0.5,), std=(0.25,), tta=mode)
+        expected = sum(w * logits_of(v) for w, v in augment.tta_views(x, mode))
+        np.testing.assert_allclose(tta(state, images), expected, rtol=1e-5, atol=1e-6)

@@ -16,8 +16,8 @@ def config_for(model: dict, dataset: str = "fashion_mnist") -> ml_collections.Co
     return ml_collections.ConfigDict({"dataset": dataset, "model": model})
 
 
-def test_cli_on_the_fashion_config(tmp_path):
-    cmd = [sys.executable, "-m", "lenet_jax.summary", "--config=configs/fashion.py"]
+def test_cli_on_the_d2l_config(tmp_path):
+    cmd = [sys.executable, "-m", "lenet_jax.summary", "--config=configs/fashion_d2l.py"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -29,7 +29,7 @@ def test_cli_on_the_fashion_config(tmp_path):
 
 
 def test_layer_lines_come_in_call_order():
-    config = load_config_file(str(REPO / "configs" / "fashion.py"))
+    config = load_config_file(str(REPO / "configs" / "fashion_d2l.py"))
     lines = [
         line
         for line in summary.summary(config, (28, 28, 1)).splitlines()
@@ -60,7 +60,7 @@ def test_batch_norm_statistics_are_counted_apart():
 
 
 def test_colour_only_with_a_terminal_width():
-    config = load_config_file(str(REPO / "configs" / "fashion.py"))
+    config = load_config_file(str(REPO / "configs" / "fashion_d2l.py"))
     assert "\x1b[" in summary.summary(config, (28, 28, 1), width=100)
 
 
@@ -100,7 +100,7 @@ def test_an_nnx_module_is_summarised_through_the_contract():
     ],
 )
 def test_cli_bad_override_is_one_line(override, message):
-    cmd = [sys.executable, "-m", "lenet_jax.summary", "--config=configs/fashion.py", override]
+    cmd = [sys.executable, "-m", "lenet_jax.summary", "--config=configs/fashion_d2l.py", override]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

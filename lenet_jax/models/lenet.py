@@ -1,5 +1,6 @@
 """LeNet-5 as in d2l (sigmoid + average pooling) and its modern ReLU + max-pool variant."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -13,6 +14,8 @@ class LeNet(nn.Module):
     """conv 6@5x5 pad 2 -> pool -> conv 16@5x5 -> pool -> dense 120 -> 84 -> classes.
 
     With the d2l defaults (sigmoid, average pooling) it has 61,706 parameters for 10 classes.
+    `features` and `hidden` set the widths; `batch_norm` normalises each conv's output
+    before its activation (the conv then has no bias: BatchNorm's shift replaces it).
     """
 
     num_classes: int = 10
@@ -20,6 +23,9 @@ class LeNet(nn.Module):
     pooling: str = "avg"
     dropout_rate: float = 0.0
     kernel_init: str = "lecun_normal"
+    features: Sequence[int] = (6, 16)  # the two convolutions' output channels
+    hidden: Sequence[int] = (120, 84)  # the dense layers before the classifier
+    batch_norm: bool = False
     dtype: Any = jnp.float32  # of the activations; parameters stay float32
     conv_impl: str = "auto"  # auto | xla | band (lenet_jax.ops.band_conv)
 
@@ -27,15 +33,23 @@ class LeNet(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         act = layers.activation(self.activation)
         init = layers.kernel_init(self.kernel_init)
-        x = act(self._conv(6, padding=2, kernel_init=init)(x))
-        x = layers.pool(x, self.pooling)
-        x = act(self._conv(16, padding="VALID", kernel_init=init)(x))
-        x = layers.pool(x, self.pooling)
+        for features, padding in zip(self.features, (2, "VALID"), strict=True):
+            x = self._conv(features, padding=padding, kernel_init=init)(x)
+            if self.batch_norm:
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+            x = layers.pool(act(x), self.pooling)
         x = x.reshape((x.shape[0], -1))
-        x = act(nn.Dense(120, kernel_init=init, dtype=self.dtype)(x))
-        x = act(nn.Dense(84, kernel_init=init, dtype=self.dtype)(x))
+        for width in self.hidden:
+            x = act(nn.Dense(width, kernel_init=init, dtype=self.dtype)(x))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, kernel_init=init, dtype=self.dtype)(x)
 
     def _conv(self, features: int, **kwargs) -> nn.Conv:
-        return layers.conv(features, (5, 5), impl=self.conv_impl, dtype=self.dtype, **kwargs)
+        return layers.conv(
+            features,
+            (5, 5),
+            impl=self.conv_impl,
+            use_bias=not self.batch_norm,
+            dtype=self.dtype,
+            **kwargs,
+        )

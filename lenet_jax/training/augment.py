@@ -66,6 +66,38 @@ def cutout(key: jax.Array, images: jax.Array, size: int) -> jax.Array:
     return jnp.where(masks[..., None], jnp.zeros_like(images), images)
 
 
+def translate(images: jax.Array, dy: int, dx: int) -> jax.Array:
+    """Shifts every image by (dy, dx) pixels, the edges reflected in (as `random_crop` pads)."""
+    pad = max(abs(dy), abs(dx))
+    if not pad:
+        return images
+    _, height, width, _ = images.shape
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    top, left = pad - dy, pad - dx
+    return padded[:, top : top + height, left : left + width]
+
+
+TTA = ("none", "flip", "flip_translate")  # what config.eval_tta accepts
+
+
+def tta_views(images: jax.Array, mode: str) -> list[tuple[float, jax.Array]]:
+    """(weight, view) pairs whose weighted logits are the test-time-augmented prediction.
+
+    `flip`: the image and its mirror, half each. `flip_translate` (airbench's level 2): half
+    on those two, half on the four views shifted by one pixel up-left and down-right, and
+    their mirrors.
+    """
+    if mode not in TTA:
+        raise ValueError(f"unknown test-time augmentation {mode!r}; known: {list(TTA)}")
+    if mode == "none":
+        return [(1.0, images)]
+    if mode == "flip":
+        return [(0.5, images), (0.5, flip(images))]
+    shifted = [translate(images, 1, 1), translate(images, -1, -1)]
+    base = [(0.25, images), (0.25, flip(images))]
+    return base + [(0.125, view) for s in shifted for view in (s, flip(s))]
+
+
 def make_augment(
     *, crop_padding: int = 0, flip: bool = False, cutout_size: int = 0
 ) -> Augment | None:

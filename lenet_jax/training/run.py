@@ -168,10 +168,12 @@ class Run:
         return float(self.schedule(step // self.config.grad_accum_steps))
 
     def _normalization(self) -> dict:
+        """What evaluation and prediction share: normalisation and test-time augmentation."""
         return {
             "mean": self.dataset.mean,
             "std": self.dataset.std,
             "compute_dtype": self.compute_dtype,
+            "tta": self.config.eval_tta,
         }
 
 

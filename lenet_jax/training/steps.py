@@ -13,7 +13,7 @@ import optax
 
 from lenet_jax.models.contract import Model, as_model
 from lenet_jax.training import metrics, replicas
-from lenet_jax.training.augment import Augment
+from lenet_jax.training.augment import Augment, tta_views
 from lenet_jax.training.state import TrainState
 
 
@@ -135,6 +135,7 @@ def make_eval_step(
     axis_name: str | None = None,
     num_replicas: int = 1,
     replica_loop: str = "vmap",
+    tta: str = "none",
 ):
     """Returns `eval_step(state, images, labels, mask) -> (metric sums, predicted classes)`.
 
@@ -146,7 +147,7 @@ def make_eval_step(
     """
     predict = replicas.vectorize_predict(
         make_predict_step(
-            model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name
+            model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name, tta=tta
         ),
         num_replicas,
         replica_loop,
@@ -168,17 +169,27 @@ def make_predict_step(
     std: Sequence[float],
     compute_dtype=jnp.float32,
     axis_name: str | None = None,
+    tta: str = "none",
 ):
-    """Returns `predict(state, uint8 images) -> float32 logits`, in eval mode."""
+    """Returns `predict(state, uint8 images) -> float32 logits`, in eval mode: with `tta`
+    (`augment.TTA`), the weighted mean of the logits of the test-time-augmented views."""
     model = as_model(model)
 
     def predict(state: TrainState, images):
         x = normalize(images, mean, std, compute_dtype)
         # Eval mode draws no randomness; a fixed key serves a module that asks anyway.
         rngs = model.rngs(jax.random.key(0))
-        logits, _ = model.apply(
-            state.params, state.batch_stats, x, train=False, rngs=rngs, bound_axis=axis_name
-        )
-        return logits.astype(jnp.float32)
+        logits = 0.0
+        for weight, view in tta_views(x, tta):
+            out, _ = model.apply(
+                state.params,
+                state.batch_stats,
+                view,
+                train=False,
+                rngs=rngs,
+                bound_axis=axis_name,
+            )
+            logits = logits + weight * out.astype(jnp.float32)
+        return logits
 
     return predict
