@@ -9,8 +9,8 @@ left-right symmetric) and in evaluation (the mean of the image's and its mirror'
 label smoothing 0.1, Adam with a warmup-cosine schedule, 12 epochs.
 
 Expected: final test accuracy >= 0.92; measured 0.9216 in 57 s of wall time on a 2-core CPU
-(jax 0.12.0.1). The seeds' spread and the figures before this recipe (0.9075 with plain
-LeNet-5) are in the README's results table.
+(jax 0.12.0.1; 88 s on a fresh clone's first run, which compiles). Plain LeNet-5, this
+file's recipe before, reached 0.9075.
 """
 
 import ml_collections
