@@ -41,45 +41,46 @@ class Dataset:
         Random rather than the first examples: image folders are sorted by class.
         """
 
-        def subset(images, labels, n):
+        def keep(labels, n):
             if not n or n >= len(labels):
-                return images, labels
-            keep = np.sort(np.random.default_rng(0).permutation(len(labels))[:n])
-            if is_streamed(images):
-                return images.subset(keep), labels[keep]
-            return images[keep], labels[keep]
+                return None  # all of it, uncopied
+            return np.sort(np.random.default_rng(0).permutation(len(labels))[:n])
 
-        train_images, train_labels = subset(self.train_images, self.train_labels, num_train)
-        test_images, test_labels = subset(self.test_images, self.test_labels, num_test)
-        return dataclasses.replace(
-            self,
-            train_images=train_images,
-            train_labels=train_labels,
-            test_images=test_images,
-            test_labels=test_labels,
-        )
+        return self._rows(keep(self.train_labels, num_train), keep(self.test_labels, num_test))
 
     def select_classes(self, classes: tuple[int, ...]) -> "Dataset":
         """Only the examples of `classes`, relabelled 0..k-1 in the order given (for
         transfer experiments: pretrain on some classes, fine-tune on the others)."""
-        classes = np.asarray(classes, np.int64)
         relabel = np.full(self.num_classes, -1, np.int32)
-        relabel[classes] = np.arange(len(classes), dtype=np.int32)
+        relabel[np.asarray(classes, np.int64)] = np.arange(len(classes), dtype=np.int32)
+        picked = self._rows(
+            np.flatnonzero(relabel[self.train_labels] >= 0),
+            np.flatnonzero(relabel[self.test_labels] >= 0),
+        )
+        return dataclasses.replace(
+            picked,
+            train_labels=relabel[picked.train_labels],
+            test_labels=relabel[picked.test_labels],
+            class_names=tuple(self.class_names[c] for c in classes),
+        )
 
-        def subset(images, labels):
-            keep = np.flatnonzero(relabel[labels] >= 0)
-            picked = images.subset(keep) if is_streamed(images) else images[keep]
-            return picked, relabel[labels[keep]]
+    def _rows(self, train_rows: np.ndarray | None, test_rows: np.ndarray | None) -> "Dataset":
+        """The examples `train_rows` and `test_rows` of each split (None: all of it, as it
+        is); a streamed split stays streamed."""
 
-        train_images, train_labels = subset(self.train_images, self.train_labels)
-        test_images, test_labels = subset(self.test_images, self.test_labels)
+        def rows(images, labels, keep):
+            if keep is None:
+                return images, labels
+            return (images.subset(keep) if is_streamed(images) else images[keep]), labels[keep]
+
+        train_images, train_labels = rows(self.train_images, self.train_labels, train_rows)
+        test_images, test_labels = rows(self.test_images, self.test_labels, test_rows)
         return dataclasses.replace(
             self,
             train_images=train_images,
             train_labels=train_labels,
             test_images=test_images,
             test_labels=test_labels,
-            class_names=tuple(self.class_names[c] for c in classes),
         )
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
