@@ -52,18 +52,27 @@ def base_config() -> ml_collections.ConfigDict:
     config.optimizer.momentum = 0.9  # sgd only; 0 = plain SGD
     config.optimizer.nesterov = False  # sgd only
     config.optimizer.weight_decay = 0.0  # decoupled for adamw, L2 added to gradients for sgd/adam
-    config.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine | onecycle
-    config.optimizer.warmup_epochs = 0.0  # warmup_cosine only
+    # constant | cosine | warmup_cosine | warmup_linear | onecycle
+    config.optimizer.schedule = "constant"
+    config.optimizer.warmup_epochs = 0.0  # warmup_cosine and warmup_linear only
     config.optimizer.clip_norm = 0.0  # clip gradients to this global norm; 0 = off
     # Per-parameter-group settings, the first group whose `params` regex matches a parameter
     # path ("Conv_0/bias") wins: ({"params": "bias|scale", "lr_scale": 10.0,
-    # "weight_decay": False},). Parameters in no group take the settings above.
+    # "weight_decay": False},); weight_decay is True (the optimizer's), False (none) or the
+    # group's own coefficient. Parameters in no group take the settings above.
     config.optimizer.param_groups = ()
     config.label_smoothing = 0.0
     config.grad_accum_steps = 1  # average the gradients of this many batches per update
     # An exponential moving average of the parameters, kept in the state and evaluated beside
     # the raw ones ("test_ema" rows); 0 = off, 0.999 = a horizon of about 1000 steps.
     config.ema_decay = 0.0
+    config.ema_every_steps = 1  # update the average every this many steps
+    # constant | cubic: the decay grows as ema_decay * (step / total steps)^3 (airbench's),
+    # so the average follows the parameters closely early on.
+    config.ema_ramp = "constant"
+    # Lookahead: after each update of the average, the parameters restart from it (the slow
+    # weights), which evaluations then use like the EMA.
+    config.lookahead = False
     # Warm start and frozen layers; regexes search parameter paths such as "Dense_2/kernel".
     config.init_from = ""  # a workdir (its best checkpoint) or a checkpoint step directory
     config.init_exclude = ""  # parameters not taken from init_from (a new head: "Dense_2")
@@ -73,6 +82,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.augment.crop_padding = 0  # random crop after reflect-padding this many pixels
     config.augment.flip = False  # random horizontal flip
     config.augment.cutout_size = 0  # zero a random square of this side
+    # Training images the model's init sees (normalised, the first of the train split), for
+    # data-dependent inits such as airbench's whitening layer; 0 = one blank image.
+    config.init_images = 0
     # Test-time augmentation of every evaluation and prediction: none | flip (the image and
     # its mirror) | flip_translate (also 1-pixel shifts: airbench's).
     config.eval_tta = "none"
@@ -89,7 +101,8 @@ def base_config() -> ml_collections.ConfigDict:
     # How one step walks the replicas: vmap (all at once) | map (one after another, inside
     # the compiled step: faster on a CPU) | auto: map on CPU, vmap on GPU/TPU.
     config.replica_loop = "auto"
-    # Stop when the test accuracy has not improved for this many epochs; None = never.
+    # Stop when the test accuracy has not improved for this many evaluations (epochs, unless
+    # eval_every_epochs > 1); None = never.
     config.early_stopping_patience = ml_collections.config_dict.placeholder(int)
     # Stop at the first step past this many seconds of training (summed over reruns), save
     # and exit 0; rerun with a larger budget to continue. 0 = no budget.
@@ -98,6 +111,8 @@ def base_config() -> ml_collections.ConfigDict:
     # profile plugin's place); 0 = off.
     config.profile_steps = 0
     config.log_every_steps = 100  # progress lines within an epoch
+    # Evaluate on the test split every this many epochs, and after the last one.
+    config.eval_every_epochs = 1
     # Checkpoints.
     config.checkpoint_every_epochs = 1
     config.keep_checkpoints = 2  # the latest N, plus the best by test accuracy
@@ -137,6 +152,7 @@ def _choices() -> dict[str, tuple]:
     from lenet_jax.training.optim import OPTIMIZERS, SCHEDULES
     from lenet_jax.training.parallel import PARALLELISM
     from lenet_jax.training.replicas import REPLICA_LOOPS
+    from lenet_jax.training.steps import EMA_RAMPS
 
     return {
         "optimizer.name": tuple(OPTIMIZERS),
@@ -147,6 +163,7 @@ def _choices() -> dict[str, tuple]:
         "model.conv_impl": (None, *CONV_IMPLS),
         "replica_loop": REPLICA_LOOPS,
         "eval_tta": TTA,
+        "ema_ramp": EMA_RAMPS,
     }
 
 
@@ -155,6 +172,8 @@ _POSITIVE = (
     "eval_batch_size",
     "num_epochs",
     "checkpoint_every_epochs",
+    "eval_every_epochs",
+    "ema_every_steps",
     "keep_checkpoints",
     "log_every_steps",
     "optimizer.learning_rate",
@@ -168,6 +187,7 @@ _NON_NEGATIVE = (
     "optimizer.clip_norm",
     "max_train_seconds",
     "profile_steps",
+    "init_images",
 )
 _FRACTIONS = ("model.dropout_rate", "label_smoothing", "ema_decay")  # in [0, 1)
 _REGEXES = ("init_exclude", "freeze")
@@ -206,6 +226,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "init_exclude",
         "'' unless config.init_from names the run to start from",
         config.init_exclude,
+    )
+    _require(
+        not config.lookahead or config.ema_decay > 0,
+        "lookahead",
+        "False unless config.ema_decay > 0 (the average the parameters restart from)",
+        config.lookahead,
     )
     classes = tuple(config.classes)
     _require(

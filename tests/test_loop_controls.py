@@ -44,6 +44,9 @@ def test_bad_values_get_one_line_naming_the_field(tiny_config):
         ("num_replicas", 0, "config.num_replicas=0 is not allowed; expected a positive"),
         ("max_train_seconds", -1.0, "config.max_train_seconds=-1.0 is not allowed"),
         ("init_exclude", "Dense_2", "unless config.init_from names the run"),
+        ("lookahead", True, r"config.lookahead=True is not allowed; expected False unless"),
+        ("ema_ramp", "linear", r"config.ema_ramp='linear' is not allowed; expected \['const"),
+        ("eval_every_epochs", 0, "config.eval_every_epochs=0 is not allowed; expected a posi"),
     ]:
         config = tiny_config.copy_and_resolve_references()
         config[field] = value
@@ -98,6 +101,18 @@ def test_ema_rows_rank_the_checkpoints_and_evaluate_picks_the_weights(tiny_confi
     assert ema["accuracy"] == pytest.approx(result.test_ema["accuracy"])
     assert raw["accuracy"] == pytest.approx(result.test["accuracy"])
     assert ema["loss"] != raw["loss"]
+
+
+def test_eval_every_epochs_evaluates_when_due_and_after_the_last(tiny_config, tmp_path):
+    tiny_config.num_epochs, tiny_config.eval_every_epochs = 3, 2
+    result = train_and_evaluate(tiny_config, str(tmp_path))
+    rows = read_rows(tmp_path / "metrics.jsonl")
+    assert [r["epoch"] for r in rows if r["split"] == "train"] == [1, 2, 3]
+    assert [r["epoch"] for r in rows if r["split"] == "test"] == [2, 3]
+    assert rows[-1]["accuracy"] == result.test["accuracy"]
+    ckpts = checkpointing.Checkpoints(str(tmp_path / "checkpoints"), keep=2, read_only=True)
+    with ckpts:
+        assert ckpts.best_step() in (16, 24)  # one with a test row, never epoch 1's
 
 
 def test_profile_steps_writes_a_trace_where_tensorboard_finds_it(tiny_config, tmp_path):

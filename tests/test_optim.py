@@ -12,7 +12,7 @@ from lenet_jax.config import base_config
 from lenet_jax.errors import UserError
 from lenet_jax.training import param_groups
 from lenet_jax.training.loop import train_and_evaluate
-from lenet_jax.training.optim import make_optimizer
+from lenet_jax.training.optim import make_optimizer, make_schedule
 
 PARAMS = {
     "Conv_0": {"kernel": jnp.ones((3, 3, 1, 2)), "bias": jnp.ones((2,))},
@@ -64,6 +64,23 @@ def test_param_groups_scale_the_rate_and_switch_weight_decay_off():
     np.testing.assert_allclose(updates["Dense_0"]["bias"], -1.0, rtol=1e-6)
 
 
+def test_a_groups_own_weight_decay_as_airbench_scales_its_biases():
+    """airbench's bias group: 64x the rate, its decay 1/64 of the others', so every
+    parameter decays by the same lr * wd per step."""
+    grads = jax.tree.map(jnp.zeros_like, PARAMS)  # the decay alone moves them
+    groups = ({"params": "bias", "lr_scale": 64.0, "weight_decay": 0.5 / 64},)
+    cfg = _optimizer(weight_decay=0.5, momentum=0.85, nesterov=True, param_groups=groups)
+    updates = _update(make_optimizer(cfg, optax.constant_schedule(0.1)), grads)
+    # Nesterov's first step: -lr * (1 + momentum) * wd * p, the same in and off the group.
+    np.testing.assert_allclose(updates["Dense_0"]["kernel"], -0.1 * 1.85 * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(updates["Dense_0"]["bias"], -0.1 * 1.85 * 0.5, rtol=1e-6)
+    ones = jax.tree.map(jnp.ones_like, PARAMS)
+    biased = _update(make_optimizer(cfg, optax.constant_schedule(0.1)), ones)
+    # With unit gradients the bias moves 64x as far as the kernel, less the decay's share.
+    np.testing.assert_allclose(biased["Dense_0"]["bias"], -6.4 * 1.85 * (1 + 0.5 / 64), rtol=1e-6)
+    np.testing.assert_allclose(biased["Dense_0"]["kernel"], -0.1 * 1.85 * 1.5, rtol=1e-6)
+
+
 def test_frozen_parameters_get_no_update_no_state_and_stay_out_of_the_clip_norm():
     grads = jax.tree.map(lambda p: 3.0 * jnp.ones_like(p), PARAMS)
     cfg = _optimizer(name="adam", clip_norm=1.0)
@@ -92,10 +109,19 @@ def test_patterns_that_match_nothing_or_are_not_regexes_get_one_line():
         param_groups.check_matches(PARAMS, freeze="", groups=({"params": "norm"},))
     with pytest.raises(UserError, match=r"param_groups\[0\]: lr_scale=-1"):
         param_groups.check_groups(({"params": "bias", "lr_scale": -1},))
+    with pytest.raises(UserError, match=r"weight_decay=-0.1; expected True, False or a coeff"):
+        param_groups.check_groups(({"params": "bias", "weight_decay": -0.1},))
     with pytest.raises(UserError, match=r"unknown setting 'lr'"):
         param_groups.check_groups(({"params": "bias", "lr": 2.0},))
     with pytest.raises(UserError, match=r"params='\(' is not a regex"):
         param_groups.check_groups(({"params": "("},))
+
+
+def test_warmup_linear_is_airbench_triangle():
+    cfg = _optimizer(learning_rate=2.0, schedule="warmup_linear", warmup_epochs=2.0)
+    schedule = make_schedule(cfg, total_steps=100, steps_per_epoch=10)  # warmup: 20 steps
+    rates = [float(schedule(step)) for step in (0, 10, 20, 60, 100)]
+    np.testing.assert_allclose(rates, [0.0, 1.0, 2.0, 1.0, 0.0], atol=1e-6)
 
 
 def test_gradient_accumulation_equals_the_larger_batch(tiny_config, tmp_path):

@@ -114,7 +114,7 @@ def test_train_step_reduces_the_loss_on_a_fixed_batch():
     assert losses[-1] < 0.5 * losses[0]
 
 
-def _ema_run(decay: float, accum_steps: int, num_steps: int):
+def _ema_run(ema: float | steps.EmaRule, accum_steps: int, num_steps: int):
     """(params after each step, from step 0, and the final EMA) of a LeNet on fixed data."""
     tx = optax.sgd(0.1, momentum=0.9)
     if accum_steps > 1:
@@ -122,9 +122,7 @@ def _ema_run(decay: float, accum_steps: int, num_steps: int):
     model = get_model("lenet_modern")
     state = create_train_state(model, tx, jax.random.key(0), (28, 28, 1), ema=True)
     step = jax.jit(
-        steps.make_train_step(
-            model, tx, mean=(0.0,), std=(1.0,), ema_decay=decay, accum_steps=accum_steps
-        )
+        steps.make_train_step(model, tx, mean=(0.0,), std=(1.0,), ema=ema, accum_steps=accum_steps)
     )
     rng = np.random.default_rng(0)
     history = [state.params]
@@ -160,6 +158,32 @@ def test_ema_with_accumulation_moves_only_when_the_parameters_do():
         history[4],
     )
     chex.assert_trees_all_close(ema, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_lookahead_restarts_the_parameters_from_the_ramped_average():
+    """Every 3rd step of 6 with a cubic ramp: the average moves once, at step 3, with decay
+    d * (3/6)^3, and with lookahead the parameters become that average there."""
+    d = 0.8
+    plain = steps.EmaRule(decay=d, every=3, ramp="cubic", total_updates=6)
+    history, ema = _ema_run(plain, 1, 3)
+    decay = d * 0.5**3
+    expected = jax.tree.map(lambda p0, p3: decay * p0 + (1 - decay) * p3, history[0], history[3])
+    chex.assert_trees_all_close(ema, expected, atol=1e-6, rtol=1e-5)
+
+    ahead = steps.EmaRule(decay=d, every=3, ramp="cubic", total_updates=6, lookahead=True)
+    ahead_history, ahead_ema = _ema_run(ahead, 1, 4)
+    chex.assert_trees_all_close(ahead_history[2], history[2])  # no sync before step 3
+    chex.assert_trees_all_close(ahead_history[3], expected, atol=1e-6, rtol=1e-5)
+    chex.assert_trees_all_close(ahead_ema, expected, atol=1e-6, rtol=1e-5)  # step 4: no move
+    assert not np.allclose(jax.tree.leaves(ahead_history[4])[0], jax.tree.leaves(expected)[0])
+
+
+def test_ema_ramp_decay_is_cubic_in_the_updates_done():
+    rule = steps.EmaRule(decay=0.9, ramp="cubic", total_updates=10)
+    for updates in (0, 5, 10, 20):
+        expected = 0.9 * min(updates / 10, 1.0) ** 3
+        np.testing.assert_allclose(rule.decay_at(jnp.asarray(updates)), expected, rtol=1e-6)
+    np.testing.assert_allclose(steps.EmaRule(decay=0.9).decay_at(jnp.asarray(3)), 0.9)
 
 
 def test_test_time_augmentation_averages_the_views_logits():

@@ -25,6 +25,7 @@ from flax import linen as nn
 from flax import nnx
 
 from lenet_jax.errors import UserError
+from lenet_jax.models.airbench import Airbench
 from lenet_jax.models.cifar import CifarCNN
 from lenet_jax.models.contract import LinenModel, Model, ModelError, NnxModel
 from lenet_jax.models.lenet import LeNet
@@ -39,6 +40,7 @@ _REGISTRY: dict[str, ModelFactory] = {
     "cifar_cnn": CifarCNN,
     "cifar_cnn_dropout": functools.partial(CifarCNN, dropout_rate=0.5),
     "cifar_cnn_bn": functools.partial(CifarCNN, batch_norm=True),
+    "airbench": Airbench,
 }
 # Filled in by the trainer, never by the config: not passed where a module lacks them.
 _FROM_THE_RUN = ("num_classes", "dtype")

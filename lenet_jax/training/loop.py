@@ -283,9 +283,12 @@ class Loop:
         when early stopping ends the run here)."""
         train = totals.compute()
         check_finite(train["loss"], self.step, epoch)
-        rows = self.rows = {"train": train, "test": self.evaluate(state)}
-        if self.run.has_ema:
-            rows[EMA_SPLIT] = self.test_ema = self.evaluate(state.replace(params=state.ema_params))
+        rows = self.rows = {"train": train}
+        if is_eval_epoch(epoch, self.config):
+            rows["test"] = self.evaluate(state)
+            if self.run.has_ema:
+                ema_state = state.replace(params=state.ema_params)
+                rows[EMA_SPLIT] = self.test_ema = self.evaluate(ema_state)
         train |= self.train_extras(result)
         self.writer.write(self.step, epoch + 1, rows)
         for split, scalars in rows.items():
@@ -293,10 +296,13 @@ class Loop:
         last = epoch + 1 == self.config.num_epochs
         if is_checkpoint_epoch(epoch, self.config) or (not last and self.early_stop_reason()):
             self.save(state, Totals(), metrics=self.ranking())
-        return rows["test"], train
+        return rows.get("test"), train
 
-    def ranking(self) -> dict:
-        """What ranks this checkpoint for "best": the latest epoch's score accuracy."""
+    def ranking(self) -> dict | None:
+        """What ranks this checkpoint for "best": the latest epoch's score accuracy (None
+        after an epoch without an evaluation: such a checkpoint is never the best)."""
+        if self.score_split not in self.rows:
+            return None
         return {"accuracy": self.rows[self.score_split]["accuracy"]}
 
     def train_extras(self, result) -> dict:
@@ -337,6 +343,15 @@ class Loop:
         self.ckpts.save(self.step, host_state, loop, metrics=metrics)
 
 
+def is_due(epoch: int, every: int, config) -> bool:
+    """Whether something done every `every` epochs (and after the last) is due after
+    0-based `epoch`."""
+    return epoch + 1 == config.num_epochs or (epoch + 1) % every == 0
+
+
+def is_eval_epoch(epoch: int, config) -> bool:
+    return is_due(epoch, config.eval_every_epochs, config)
+
+
 def is_checkpoint_epoch(epoch: int, config) -> bool:
-    last = epoch + 1 == config.num_epochs
-    return last or (epoch + 1) % config.checkpoint_every_epochs == 0
+    return is_due(epoch, config.checkpoint_every_epochs, config)

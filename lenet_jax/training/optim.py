@@ -29,6 +29,19 @@ def _warmup_cosine(cfg: Config, total_steps: int, steps_per_epoch: int) -> optax
     )
 
 
+def _warmup_linear(cfg: Config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
+    """Linear up from 0 to the peak over `warmup_epochs`, then linear down to 0 (airbench's
+    triangle)."""
+    warmup = max(1, min(int(cfg.warmup_epochs * steps_per_epoch), total_steps - 1))
+    return optax.join_schedules(
+        [
+            optax.linear_schedule(0.0, cfg.learning_rate, warmup),
+            optax.linear_schedule(cfg.learning_rate, 0.0, max(1, total_steps - warmup)),
+        ],
+        [warmup],
+    )
+
+
 def _onecycle(cfg: Config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
     return optax.cosine_onecycle_schedule(total_steps, cfg.learning_rate)
 
@@ -38,6 +51,7 @@ SCHEDULES: dict[str, Callable[[Config, int, int], optax.Schedule]] = {
     "constant": _constant,
     "cosine": _cosine,
     "warmup_cosine": _warmup_cosine,
+    "warmup_linear": _warmup_linear,
     "onecycle": _onecycle,
 }
 
@@ -108,9 +122,12 @@ def _is_frozen(labels: Callable, params):
 def _group_optimizer(cfg: Config, schedule: optax.Schedule, group) -> optax.GradientTransformation:
     """The named optimizer with a group's learning-rate scale and weight-decay switch."""
     settings = cfg.copy_and_resolve_references()
+    decay = group.get("weight_decay", True)
     with settings.unlocked():
-        if not group.get("weight_decay", True):
+        if decay is False:
             settings.weight_decay = 0.0
+        elif decay is not True:  # the group's own coefficient
+            settings.weight_decay = float(decay)
     scale = float(group.get("lr_scale", 1.0))
     scaled = schedule if scale == 1.0 else (lambda step: scale * schedule(step))
     return OPTIMIZERS[cfg.name](settings, scaled)

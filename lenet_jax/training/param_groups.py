@@ -17,7 +17,8 @@ from lenet_jax.errors import UserError
 FROZEN = "frozen"
 DEFAULT = "default"
 # What a group may set, and the type each takes.
-GROUP_FIELDS = {"params": (str,), "lr_scale": (int, float), "weight_decay": (bool,)}
+# weight_decay: True (the optimizer's), False (none) or the group's own coefficient.
+GROUP_FIELDS = {"params": (str,), "lr_scale": (int, float), "weight_decay": (bool, int, float)}
 
 
 def path_name(key_path) -> str:
@@ -47,11 +48,16 @@ def check_groups(groups: Sequence) -> None:
         for key, value in group.items():
             if key not in GROUP_FIELDS:
                 raise UserError(f"{where}: unknown setting {key!r}; known: {list(GROUP_FIELDS)}")
-            if not isinstance(value, GROUP_FIELDS[key]) or (key == "lr_scale" and value <= 0):
+            negative = key == "weight_decay" and not isinstance(value, bool) and value < 0
+            if (
+                not isinstance(value, GROUP_FIELDS[key])
+                or (key == "lr_scale" and value <= 0)
+                or negative
+            ):
                 allowed = {
                     "params": "a regex",
                     "lr_scale": "a positive number",
-                    "weight_decay": "True or False",
+                    "weight_decay": "True, False or a coefficient >= 0",
                 }[key]
                 raise UserError(f"{where}: {key}={value!r}; expected {allowed}")
         try:

@@ -99,10 +99,18 @@ class Run:
         with its own data orders."""
         return epoch_order(self.keys["data"], epoch, len(self.dataset.train_labels))
 
-    def _create_state(self, key) -> TrainState:
-        shape = self.dataset.image_shape
-        create = lambda k: create_train_state(self.model, self.tx, k, shape, ema=self.has_ema)  # noqa: E731
+    def _create_state(self, key, images) -> TrainState:
+        create = lambda k: create_train_state(self.model, self.tx, k, images, ema=self.has_ema)  # noqa: E731
         return replicas.vectorize_init(create, self.num_replicas)(key)
+
+    def init_images(self) -> np.ndarray:
+        """What the model's init sees: the first `config.init_images` training images,
+        normalised as the train step normalises them, or one blank image."""
+        count = min(self.config.init_images, len(self.dataset.train_labels))
+        if not count:
+            return np.zeros((1, *self.dataset.image_shape), np.float32)
+        images = np.asarray(self.dataset.train_images[:count])
+        return np.asarray(steps.normalize(images, self.dataset.mean, self.dataset.std))
 
     def init_state(self) -> TrainState:
         """The fresh state from the init key, on the host's default device.
@@ -111,7 +119,7 @@ class Run:
         (and compiled) on its own, which costs seconds; compiled, it is one program that
         the persistent compilation cache keeps.
         """
-        return jax.jit(self._create_state)(self.keys["init"])
+        return jax.jit(self._create_state)(self.keys["init"], self.init_images())
 
     def state_from(self, params, batch_stats) -> TrainState:
         """Step 0 at given parameters (a warm start): fresh optimizer state and EMA."""
@@ -124,7 +132,8 @@ class Run:
         """The state's shapes (nothing computed), placed as `sharding` says (default: the
         strategy's), for orbax to restore into."""
         sharding = sharding or self.strategy.state_sharding()
-        shapes = jax.eval_shape(self._create_state, self.keys["init"])
+        images = jax.ShapeDtypeStruct((1, *self.dataset.image_shape), jnp.float32)
+        shapes = jax.eval_shape(self._create_state, self.keys["init"], images)
         return jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes
         )
@@ -140,7 +149,7 @@ class Run:
             augment=augment.make_augment(**self.config.augment),
             compute_dtype=self.compute_dtype,
             axis_name=self.strategy.axis_name,
-            ema_decay=self.config.ema_decay,
+            ema=self.ema_rule(),
             accum_steps=self.config.grad_accum_steps,
         )
         return replicas.vectorize_train_step(
@@ -162,6 +171,19 @@ class Run:
         classes), or (N, batch, classes) for a population."""
         predict = steps.make_predict_step(self.model, **self._normalization())
         return replicas.vectorize_predict(predict, self.num_replicas, self.replica_loop)
+
+    def ema_rule(self) -> steps.EmaRule:
+        """The config's EMA: its decay, cadence, ramp over the run's updates, lookahead."""
+        config = self.config
+        return steps.EmaRule(
+            decay=config.ema_decay,
+            every=config.ema_every_steps,
+            ramp=config.ema_ramp,
+            total_updates=max(
+                1, self.steps_per_epoch * config.num_epochs // config.grad_accum_steps
+            ),
+            lookahead=config.lookahead,
+        )
 
     def learning_rate(self, step: int) -> float:
         """The peak schedule's rate at `step` (with accumulation, the schedule counts updates)."""

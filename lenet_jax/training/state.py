@@ -26,11 +26,15 @@ def create_train_state(
     model: Model,
     tx: optax.GradientTransformation,
     key: jax.Array,
-    image_shape: tuple[int, ...],
+    images: tuple[int, ...] | jax.Array,
     *,
     ema: bool = False,
 ) -> TrainState:
-    params, batch_stats = as_model(model).init(key, jnp.zeros((1, *image_shape), jnp.float32))
+    """Step 0 from the model's init on `images` (normalised float NHWC, for a model whose
+    init reads its data), or on one blank image when given an image shape."""
+    if isinstance(images, tuple | list):
+        images = jnp.zeros((1, *images), jnp.float32)
+    params, batch_stats = as_model(model).init(key, images)
     return state_from(params, batch_stats, tx, ema=ema)
 
 

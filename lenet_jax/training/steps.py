@@ -5,6 +5,7 @@ only ever moves bytes. Steps call the model through the contract (`models.contra
 and return the metrics' masked sums (`training.metrics`).
 """
 
+import dataclasses
 from collections.abc import Sequence
 
 import jax
@@ -35,6 +36,34 @@ def device_key(key: jax.Array, axis_name: str) -> jax.Array:
     return jax.random.fold_in(key, jax.lax.axis_index(axis_name))
 
 
+EMA_RAMPS = ("constant", "cubic")  # what config.ema_ramp accepts
+
+
+@dataclasses.dataclass(frozen=True)
+class EmaRule:
+    """How the state's `ema_params` follow the parameters (config.ema_*, config.lookahead).
+
+    Every `every` updates: `ema = d * ema + (1 - d) * params`, where d is `decay`, or with
+    the cubic ramp `decay * (updates / total_updates)^3`. With `lookahead` the parameters
+    then restart from the new average (Zhang et al.'s slow weights, as airbench does).
+    """
+
+    decay: float
+    every: int = 1
+    ramp: str = "constant"
+    total_updates: int = 1
+    lookahead: bool = False
+
+    def decay_at(self, updates: jax.Array) -> jax.Array:
+        """The decay used when the average moves after `updates` optimizer updates."""
+        if self.ramp == "constant":
+            return jnp.asarray(self.decay, jnp.float32)
+        if self.ramp == "cubic":
+            progress = jnp.minimum(updates / self.total_updates, 1.0)
+            return (self.decay * progress**3).astype(jnp.float32)
+        raise ValueError(f"unknown EMA ramp {self.ramp!r}; known: {list(EMA_RAMPS)}")
+
+
 def make_train_step(
     model: Model,
     tx: optax.GradientTransformation,
@@ -45,18 +74,19 @@ def make_train_step(
     augment: Augment | None = None,
     compute_dtype=jnp.float32,
     axis_name: str | None = None,
-    ema_decay: float = 0.0,
+    ema: EmaRule | float = 0.0,
     accum_steps: int = 1,
 ):
     """Returns `train_step(state, images, labels, train_key) -> (state, metric sums)`.
 
     With `axis_name` (under pmap) gradients and batch statistics are averaged and metric
     sums added over that axis, and the device index is folded into the key so devices
-    draw different dropout masks and augmentations. With `ema_decay` the state's
-    `ema_params` follow the parameters after each update (with gradient accumulation,
-    only on the steps that update: every `accum_steps`-th).
+    draw different dropout masks and augmentations. Where the state keeps `ema_params`
+    they follow the parameters as `ema` says (a bare float: that decay after every update);
+    with gradient accumulation updates happen on every `accum_steps`-th step only.
     """
     model = as_model(model)
+    rule = ema if isinstance(ema, EmaRule) else EmaRule(decay=float(ema))
 
     def train_step(state: TrainState, images, labels, train_key):
         key = step_key(train_key, state.step)
@@ -88,26 +118,32 @@ def make_train_step(
             sums = jax.lax.psum(sums, axis_name)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        params, ema_params = ema_update(state, params, rule, accum_steps)
         new_state = state.replace(
             step=state.step + 1,
             params=params,
             opt_state=opt_state,
             batch_stats=batch_stats,
-            ema_params=ema_update(state, params, ema_decay, accum_steps),
+            ema_params=ema_params,
         )
         return new_state, sums
 
     return train_step
 
 
-def ema_update(state: TrainState, params, decay: float, accum_steps: int):
-    """`decay * ema + (1 - decay) * params` (None where no EMA is kept); with accumulation the
-    parameters change on every `accum_steps`-th step only, and so does the average."""
+def ema_update(state: TrainState, params, rule: EmaRule, accum_steps: int):
+    """(params, ema_params) after a step that produced `params`: the average moves on every
+    `rule.every`-th update (an update being every `accum_steps`-th step), and with lookahead
+    the parameters restart from it there. (params, None) where no EMA is kept."""
     if state.ema_params is None:
-        return None
-    if accum_steps > 1:
-        decay = jnp.where((state.step + 1) % accum_steps == 0, decay, 1.0)
-    return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
+        return params, None
+    done = state.step + 1  # steps done after this one
+    moves = done % (accum_steps * rule.every) == 0
+    decay = jnp.where(moves, rule.decay_at(done // accum_steps), 1.0)
+    ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
+    if rule.lookahead:
+        params = jax.tree.map(lambda e, p: jnp.where(moves, e, p), ema, params)
+    return params, ema
 
 
 def make_scan_epoch(train_step):
