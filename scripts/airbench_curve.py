@@ -3,9 +3,11 @@
   .venv/bin/python scripts/airbench_curve.py --variant 16,64,64:4 --variant 16,64,64:8 \\
       --variant 32,128,128:10 --data_dir=$(.venv/bin/python scripts/prepare_cifar10.py)
 
-Each variant `W1,W2,W3:EPOCHS` is one whole `python -m lenet_jax.train` process of
+Each variant `W1,W2,W3:EPOCHS[:BATCH]` is one whole `python -m lenet_jax.train` process of
 configs/cifar10_airbench.py on the JPEG CIFAR-10 (`scripts/prepare_cifar10.py`), timed
-from start to exit, with its warmup kept at 23% of its epochs. The accuracy is the final
+from start to exit, with its warmup kept at 23% of its epochs and, for another batch size
+than the config's, its learning rate scaled with the batch (airbench's rates are per
+example). The accuracy is the final
 test accuracy of the lookahead (EMA) weights with flip + translate test-time augmentation,
 as `evaluate` reports it. A finished variant's workdir (with its wall.json) is reused, so
 variants can be added one run at a time. Writes docs/airbench_curve.png and a JSON line.
@@ -19,30 +21,34 @@ from pathlib import Path
 from absl import app, flags
 
 from lenet_jax.bench.whole_run import timed, train_command
+from lenet_jax.config import load_config_file
 from lenet_jax.training.metrics_log import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "cifar10_airbench.py")
 WARMUP_FRACTION = 0.23
-_VARIANTS = flags.DEFINE_multi_string("variant", [], "W1,W2,W3:EPOCHS, repeated.")
+_RECIPE = load_config_file(CONFIG)
+BATCH, LEARNING_RATE = _RECIPE.batch_size, _RECIPE.optimizer.learning_rate
+_VARIANTS = flags.DEFINE_multi_string("variant", [], "W1,W2,W3:EPOCHS[:BATCH], repeated.")
 _ROOT = flags.DEFINE_string("workdir", "runs/airbench_curve", "One workdir per variant here.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The CIFAR-10 image folder.", required=True)
 _PLOT = flags.DEFINE_string("plot", str(REPO / "docs" / "airbench_curve.png"), "The PNG.")
 
 
-def parse_variant(spec: str) -> tuple[tuple[int, ...], int]:
-    widths, _, epochs = spec.partition(":")
+def parse_variant(spec: str) -> tuple[tuple[int, ...], int, int]:
+    widths, _, rest = spec.partition(":")
+    epochs, _, batch = rest.partition(":")
     try:
-        return tuple(int(w) for w in widths.split(",")), int(epochs)
+        return tuple(int(w) for w in widths.split(",")), int(epochs), int(batch or BATCH)
     except ValueError:
         raise app.UsageError(
-            f"--variant={spec!r}: expected W1,W2,W3:EPOCHS, e.g. 32,128,128:10"
+            f"--variant={spec!r}: expected W1,W2,W3:EPOCHS[:BATCH], e.g. 32,128,128:12:512"
         ) from None
 
 
-def run_variant(widths: tuple[int, ...], epochs: int, data_dir: str) -> dict:
+def run_variant(widths: tuple[int, ...], epochs: int, batch: int, data_dir: str) -> dict:
     """The variant's figures, from its finished workdir or from a timed run into it."""
-    name = f"w{'-'.join(map(str, widths))}_e{epochs}"
+    name = f"w{'-'.join(map(str, widths))}_e{epochs}_b{batch}"
     workdir = Path(_ROOT.value) / name
     wall_file = workdir / "wall.json"
     if not wall_file.exists():
@@ -50,6 +56,8 @@ def run_variant(widths: tuple[int, ...], epochs: int, data_dir: str) -> dict:
             f"--config.data_dir={data_dir}",
             f"--config.model.widths=({','.join(map(str, widths))})",
             f"--config.optimizer.warmup_epochs={WARMUP_FRACTION * epochs:g}",
+            f"--config.batch_size={batch}",
+            f"--config.optimizer.learning_rate={LEARNING_RATE * batch / BATCH:g}",
         ]
         command = train_command(sys.executable, CONFIG, str(workdir), epochs, overrides)
         print(f"{name}: {' '.join(command)}", flush=True)
@@ -61,6 +69,7 @@ def run_variant(widths: tuple[int, ...], epochs: int, data_dir: str) -> dict:
         "variant": name,
         "widths": list(widths),
         "epochs": epochs,
+        "batch_size": batch,
         "wall_s": json.loads(wall_file.read_text())["wall_s"],
         "accuracy": final["test_ema"]["accuracy"],
         "raw_accuracy": final["test"]["accuracy"],
@@ -74,12 +83,15 @@ def plot(results: list[dict], path: str) -> None:
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for widths in sorted({tuple(r["widths"]) for r in results}):
+    for widths, batch in sorted({(tuple(r["widths"]), r["batch_size"]) for r in results}):
         points = sorted(
-            (r for r in results if tuple(r["widths"]) == widths), key=lambda r: r["wall_s"]
+            (r for r in results if (tuple(r["widths"]), r["batch_size"]) == (widths, batch)),
+            key=lambda r: r["wall_s"],
         )
         minutes = [r["wall_s"] / 60 for r in points]
-        ax.plot(minutes, [r["accuracy"] for r in points], "o-", label=f"widths {widths}")
+        ax.plot(
+            minutes, [r["accuracy"] for r in points], "o-", label=f"widths {widths}, batch {batch}"
+        )
         for r, x in zip(points, minutes):
             ax.annotate(
                 f"{r['epochs']} ep",
@@ -103,7 +115,7 @@ def main(argv):
     if not _VARIANTS.value:
         raise app.UsageError("give at least one --variant W1,W2,W3:EPOCHS")
     variants = [parse_variant(spec) for spec in _VARIANTS.value]
-    results = [run_variant(widths, epochs, _DATA_DIR.value) for widths, epochs in variants]
+    results = [run_variant(*variant, _DATA_DIR.value) for variant in variants]
     for r in results:
         print(
             f"{r['variant']:>18}  {r['wall_s']:8.1f} s  accuracy {r['accuracy']:.4f} "

@@ -66,15 +66,21 @@ def test_dirac_convs_start_as_the_identity_on_their_inputs():
 
 def test_airbench94_has_its_parameter_count_and_batchnorm_learns_only_shifts():
     model = get_model("airbench", widths=(64, 256, 256))
-    variables = model.init(jax.random.key(0), jnp.zeros((4, 32, 32, 3)), train=False)
-    params = variables["params"]
-    counts = {path: int(np.prod(p.shape)) for path, p in _flat(params).items()}
+    images = jax.ShapeDtypeStruct((4, 32, 32, 3), jnp.float32)  # shapes only: no FLOPs
+    params = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
+    counts = {path: int(np.prod(p.shape)) for path, p in _flat(params["params"]).items()}
     whiten = 2 * 2 * 3 * 24 + 24
     convs = 9 * (24 * 64 + 64 * 64 + 64 * 256 + 256 * 256 + 256 * 256 + 256 * 256)
     shifts = 2 * (64 + 256 + 256)
     assert sum(counts.values()) == whiten + convs + shifts + 256 * 10 == 1_971_640
     assert not [path for path in counts if path.endswith("scale")]
-    logits = model.apply(variables, jnp.zeros((4, 32, 32, 3)), train=False)
+    narrow = get_model("airbench", widths=(4, 8, 8))
+    variables = jax.jit(lambda x: narrow.init(jax.random.key(0), x, train=False))(
+        jnp.ones((4, 32, 32, 3))
+    )
+    logits = jax.jit(lambda v, x: narrow.apply(v, x, train=False))(
+        variables, jnp.ones((4, 32, 32, 3))
+    )
     chex.assert_shape(logits, (4, 10))
 
 

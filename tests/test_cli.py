@@ -22,7 +22,7 @@ def error_lines(result) -> list[str]:
     "overrides, message",
     [
         (["--config.optimzer.learning_rate=0.1"], "unknown config field 'optimzer'"),
-        (["--config.model.name=vgg"], "unknown model 'vgg'; known: ['cifar_cnn'"),
+        (["--config.model.name=vgg"], "unknown model 'vgg'; known: ['airbench', 'cifar_cnn'"),
         (["--config.dataset=imagenet"], "unknown dataset 'imagenet'; known:"),
         (["--config.batch_size=0"], "config.batch_size=0 is not allowed"),
         (["--config.optimizer.name=rmsprop"], "config.optimizer.name='rmsprop' is not allowed"),
