@@ -22,8 +22,13 @@ def _cosine(cfg: Config, total_steps: int, steps_per_epoch: int) -> optax.Schedu
     return optax.cosine_decay_schedule(cfg.learning_rate, decay_steps=total_steps)
 
 
+def _warmup_steps(cfg: Config, total_steps: int, steps_per_epoch: int) -> int:
+    """`warmup_epochs` in steps, leaving at least one step after the warmup."""
+    return min(int(cfg.warmup_epochs * steps_per_epoch), total_steps - 1)
+
+
 def _warmup_cosine(cfg: Config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
-    warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total_steps - 1)
+    warmup = _warmup_steps(cfg, total_steps, steps_per_epoch)
     return optax.warmup_cosine_decay_schedule(
         0.0, cfg.learning_rate, warmup_steps=warmup, decay_steps=total_steps, end_value=0.0
     )
@@ -32,7 +37,7 @@ def _warmup_cosine(cfg: Config, total_steps: int, steps_per_epoch: int) -> optax
 def _warmup_linear(cfg: Config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
     """Linear up from 0 to the peak over `warmup_epochs`, then linear down to 0 (airbench's
     triangle)."""
-    warmup = max(1, min(int(cfg.warmup_epochs * steps_per_epoch), total_steps - 1))
+    warmup = max(1, _warmup_steps(cfg, total_steps, steps_per_epoch))
     return optax.join_schedules(
         [
             optax.linear_schedule(0.0, cfg.learning_rate, warmup),
