@@ -55,6 +55,10 @@ def base_config() -> ml_collections.ConfigDict:
     # constant | cosine | warmup_cosine | warmup_linear | onecycle
     config.optimizer.schedule = "constant"
     config.optimizer.warmup_epochs = 0.0  # warmup_cosine and warmup_linear only
+    # warmup_cosine and warmup_linear: the rate starts at warmup_from x the peak and ends at
+    # decay_to x the peak (airbench's 0.2 and 0.07; 0 and 0 are the classic shapes).
+    config.optimizer.warmup_from = 0.0
+    config.optimizer.decay_to = 0.0
     config.optimizer.clip_norm = 0.0  # clip gradients to this global norm; 0 = off
     # Per-parameter-group settings, the first group whose `params` regex matches a parameter
     # path ("Conv_0/bias") wins: ({"params": "bias|scale", "lr_scale": 10.0,
@@ -189,7 +193,13 @@ _NON_NEGATIVE = (
     "profile_steps",
     "init_images",
 )
-_FRACTIONS = ("model.dropout_rate", "label_smoothing", "ema_decay")  # in [0, 1)
+_FRACTIONS = (  # in [0, 1)
+    "model.dropout_rate",
+    "label_smoothing",
+    "ema_decay",
+    "optimizer.warmup_from",
+    "optimizer.decay_to",
+)
 _REGEXES = ("init_exclude", "freeze")
 
 

@@ -5,12 +5,12 @@
 
 Each variant `W1,W2,W3:EPOCHS[:BATCH]` is one whole `python -m lenet_jax.train` process of
 configs/cifar10_airbench.py on the JPEG CIFAR-10 (`scripts/prepare_cifar10.py`), timed
-from start to exit, with its warmup kept at 23% of its epochs and, for another batch size
-than the config's, its learning rate scaled with the batch (airbench's rates are per
-example). The accuracy is the final
-test accuracy of the lookahead (EMA) weights with flip + translate test-time augmentation,
-as `evaluate` reports it. A finished variant's workdir (with its wall.json) is reused, so
-variants can be added one run at a time. Writes docs/airbench_curve.png and a JSON line.
+from start to exit (the config keeps its warmup at 23% of the epochs) and, for another
+batch size than the config's, its learning rate scaled with the batch (airbench's rates
+are per example). The accuracy is the final test accuracy of the lookahead (EMA)
+weights with flip + translate test-time augmentation, as `evaluate` reports it. A
+finished variant's workdir (with its wall.json) is reused, so variants can be added one
+run at a time. Writes docs/airbench_curve.png and a JSON line.
 """
 
 import json
@@ -26,7 +26,6 @@ from lenet_jax.training.metrics_log import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "cifar10_airbench.py")
-WARMUP_FRACTION = 0.23
 _RECIPE = load_config_file(CONFIG)
 BATCH, LEARNING_RATE = _RECIPE.batch_size, _RECIPE.optimizer.learning_rate
 _VARIANTS = flags.DEFINE_multi_string("variant", [], "W1,W2,W3:EPOCHS[:BATCH], repeated.")
@@ -55,7 +54,6 @@ def run_variant(widths: tuple[int, ...], epochs: int, batch: int, data_dir: str)
         overrides = [
             f"--config.data_dir={data_dir}",
             f"--config.model.widths=({','.join(map(str, widths))})",
-            f"--config.optimizer.warmup_epochs={WARMUP_FRACTION * epochs:g}",
             f"--config.batch_size={batch}",
             f"--config.optimizer.learning_rate={LEARNING_RATE * batch / BATCH:g}",
         ]

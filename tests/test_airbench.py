@@ -7,10 +7,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from lenet_jax.config import load_config_file
 from lenet_jax.models import get_model
-from lenet_jax.models.airbench import WHITEN_EPS, dirac_init, patches, whitening_kernel
+from lenet_jax.models.airbench import (
+    WHITEN_EPS,
+    dirac_init,
+    max_pool_2x2,
+    patches,
+    whitening_kernel,
+)
 from lenet_jax.training import param_groups, steps
 from lenet_jax.training.run import build_run
 
@@ -62,6 +69,19 @@ def test_dirac_convs_start_as_the_identity_on_their_inputs():
     chex.assert_trees_all_close(out[..., :4], x, atol=1e-6)
     bound = 1 / np.sqrt(3 * 3 * 4)  # the other outputs: PyTorch's default uniform init
     assert 0 < float(jnp.abs(kernel[..., 4:]).max()) <= bound
+
+
+def test_the_reshaped_pool_is_flaxs_max_pool_forward_and_backward():
+    x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))  # an odd side drops its last row
+
+    def flax_pool(x):
+        return nn.max_pool(x, (2, 2), strides=(2, 2))
+
+    chex.assert_trees_all_equal(max_pool_2x2(x), flax_pool(x))
+    weights = jax.random.normal(jax.random.key(1), (2, 3, 3, 3))
+    grads = [jax.grad(lambda x, f=f: jnp.sum(f(x) * weights))(x) for f in (max_pool_2x2, flax_pool)]
+    chex.assert_trees_all_equal(*grads)
+    assert int(jnp.count_nonzero(grads[0])) == weights.size  # one winner in each window
 
 
 def test_airbench94_has_its_parameter_count_and_batchnorm_learns_only_shifts():
@@ -123,3 +143,14 @@ def test_the_recipe_freezes_the_whitening_and_trains_its_bias(airbench_run):
     chex.assert_trees_all_equal(new["Whiten_0/kernel"], old["Whiten_0/kernel"])
     for path in ("Whiten_0/bias", "ConvGroup_0/BatchNorm_0/bias", "ConvGroup_0/Conv_0/kernel"):
         assert not np.allclose(new[path], old[path]), path
+    # airbench's fast group is BatchNorm's biases alone; the whitening bias learns at the rate
+    # of the weights.
+    config = run.config
+    labels = _flat(
+        param_groups.labels(
+            state.params, freeze=config.freeze, groups=config.optimizer.param_groups
+        )
+    )
+    fast = sorted(path for path, label in labels.items() if label == param_groups.group_label(0))
+    assert fast == sorted(path for path in labels if "BatchNorm" in path and path.endswith("bias"))
+    assert len(fast) == 6 and labels["Whiten_0/bias"] == param_groups.DEFAULT

@@ -47,9 +47,14 @@ def test_bad_values_get_one_line_naming_the_field(tiny_config):
         ("lookahead", True, r"config.lookahead=True is not allowed; expected False unless"),
         ("ema_ramp", "linear", r"config.ema_ramp='linear' is not allowed; expected \['const"),
         ("eval_every_epochs", 0, "config.eval_every_epochs=0 is not allowed; expected a posi"),
+        ("optimizer.decay_to", 1.5, r"config.optimizer.decay_to=1.5 is not allowed; expected a n"),
     ]:
         config = tiny_config.copy_and_resolve_references()
-        config[field] = value
+        *parents, name = field.split(".")
+        owner = config
+        for parent in parents:
+            owner = owner[parent]
+        owner[name] = value
         with pytest.raises(UserError, match=message):
             validate(config)
 

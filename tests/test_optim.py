@@ -124,6 +124,18 @@ def test_warmup_linear_is_airbench_triangle():
     np.testing.assert_allclose(rates, [0.0, 1.0, 2.0, 1.0, 0.0], atol=1e-6)
 
 
+@pytest.mark.parametrize("schedule", ["warmup_linear", "warmup_cosine"])
+def test_warmups_start_and_end_at_their_fractions_of_the_peak(schedule):
+    """airbench's shape: from 0.2 of the peak up, and down to 0.07 of it."""
+    cfg = _optimizer(
+        learning_rate=2.0, schedule=schedule, warmup_epochs=2.0, warmup_from=0.2, decay_to=0.07
+    )
+    rates = make_schedule(cfg, total_steps=100, steps_per_epoch=10)
+    np.testing.assert_allclose([float(rates(s)) for s in (0, 20, 100)], [0.4, 2.0, 0.14], atol=1e-6)
+    if schedule == "warmup_linear":  # halfway along each line
+        np.testing.assert_allclose([float(rates(10)), float(rates(60))], [1.2, 1.07], atol=1e-6)
+
+
 def test_gradient_accumulation_equals_the_larger_batch(tiny_config, tmp_path):
     """4 batches of 16 accumulated train exactly as batches of 64: same examples per update
     (the epoch's order is shared), same schedule (it counts updates)."""

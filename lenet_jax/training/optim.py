@@ -28,20 +28,25 @@ def _warmup_steps(cfg: Config, total_steps: int, steps_per_epoch: int) -> int:
 
 
 def _warmup_cosine(cfg: Config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
-    warmup = _warmup_steps(cfg, total_steps, steps_per_epoch)
+    peak = cfg.learning_rate
     return optax.warmup_cosine_decay_schedule(
-        0.0, cfg.learning_rate, warmup_steps=warmup, decay_steps=total_steps, end_value=0.0
+        cfg.warmup_from * peak,
+        peak,
+        warmup_steps=_warmup_steps(cfg, total_steps, steps_per_epoch),
+        decay_steps=total_steps,
+        end_value=cfg.decay_to * peak,
     )
 
 
 def _warmup_linear(cfg: Config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
-    """Linear up from 0 to the peak over `warmup_epochs`, then linear down to 0 (airbench's
-    triangle)."""
+    """Linear up from `warmup_from` x the peak to the peak over `warmup_epochs`, then linear
+    down to `decay_to` x the peak (airbench's)."""
+    peak = cfg.learning_rate
     warmup = max(1, _warmup_steps(cfg, total_steps, steps_per_epoch))
     return optax.join_schedules(
         [
-            optax.linear_schedule(0.0, cfg.learning_rate, warmup),
-            optax.linear_schedule(cfg.learning_rate, 0.0, max(1, total_steps - warmup)),
+            optax.linear_schedule(cfg.warmup_from * peak, peak, warmup),
+            optax.linear_schedule(peak, cfg.decay_to * peak, max(1, total_steps - warmup)),
         ],
         [warmup],
     )
