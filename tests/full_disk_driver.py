@@ -37,7 +37,16 @@ def fill(mount: str, leave: int) -> str:
 def main(data_dir: str, out: str) -> None:
     mount = tempfile.mkdtemp(prefix="lenet_jax_full_disk_")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mount], check=True)
-    workdir = os.path.join(mount, "w")
+    try:
+        report = run_on(os.path.join(mount, "w"), mount, data_dir)
+    finally:  # the mount dies with the namespace; its empty mount point would not
+        subprocess.run(["umount", mount], check=False)
+        os.rmdir(mount)
+    with open(out, "w") as f:
+        json.dump(report, f)
+
+
+def run_on(workdir: str, mount: str, data_dir: str) -> dict:
     report = {"first": train(workdir, data_dir, 1)}
     report["checkpoints_before"] = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
     filler = fill(mount, leave=256 * 1024)  # room for rows and the config, not a checkpoint
@@ -46,8 +55,7 @@ def main(data_dir: str, out: str) -> None:
     report["after"] = train(workdir, data_dir, 3)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         report["rows"] = [json.loads(line) for line in f]
-    with open(out, "w") as f:
-        json.dump(report, f)
+    return report
 
 
 if __name__ == "__main__":

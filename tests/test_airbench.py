@@ -137,7 +137,7 @@ def test_the_recipe_freezes_the_whitening_and_trains_its_bias(airbench_run):
     state = before = run.init_state()
     step = jax.jit(run.train_step())
     images, labels = run.dataset.train_images[:64], run.dataset.train_labels[:64]
-    for _ in range(2):  # the warmup's first rate is 0
+    for _ in range(2):
         state, _ = step(state, images, labels, run.keys["train"])
     old, new = _flat(before.params), _flat(state.params)
     chex.assert_trees_all_equal(new["Whiten_0/kernel"], old["Whiten_0/kernel"])
