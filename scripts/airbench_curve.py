@@ -10,7 +10,9 @@ batch size than the config's, its learning rate scaled with the batch (airbench'
 are per example). The accuracy is the final test accuracy of the lookahead (EMA)
 weights with flip + translate test-time augmentation, as `evaluate` reports it. A
 finished variant's workdir (with its wall.json) is reused, so variants can be added one
-run at a time. Writes docs/airbench_curve.png and a JSON line.
+run at a time; one whose wall.json carries a `recipe` label (a run of an earlier version
+of the config) is drawn dashed, with the label. Writes docs/airbench_curve.png and a JSON
+line.
 """
 
 import json
@@ -63,12 +65,15 @@ def run_variant(widths: tuple[int, ...], epochs: int, batch: int, data_dir: str)
         wall_file.write_text(json.dumps({"wall_s": result["wall_s"], "command": command}))
     rows = read_rows(workdir / "metrics.jsonl")
     final = {r["split"]: r for r in rows if r["epoch"] == epochs}
+    wall = json.loads(wall_file.read_text())
     return {
         "variant": name,
+        # A run of an earlier version of the config carries a label saying which.
+        "recipe": wall.get("recipe", ""),
         "widths": list(widths),
         "epochs": epochs,
         "batch_size": batch,
-        "wall_s": json.loads(wall_file.read_text())["wall_s"],
+        "wall_s": wall["wall_s"],
         "accuracy": final["test_ema"]["accuracy"],
         "raw_accuracy": final["test"]["accuracy"],
     }
@@ -80,15 +85,19 @@ def plot(results: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    def series(r: dict) -> tuple:
+        return r["recipe"], tuple(r["widths"]), r["batch_size"]
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for widths, batch in sorted({(tuple(r["widths"]), r["batch_size"]) for r in results}):
+    for recipe, widths, batch in sorted({series(r) for r in results}):
         points = sorted(
-            (r for r in results if (tuple(r["widths"]), r["batch_size"]) == (widths, batch)),
-            key=lambda r: r["wall_s"],
+            (r for r in results if series(r) == (recipe, widths, batch)), key=lambda r: r["wall_s"]
         )
         minutes = [r["wall_s"] / 60 for r in points]
+        label = f"widths {widths}, batch {batch}" + (f" ({recipe})" if recipe else "")
+        style = "o--" if recipe else "o-"
         ax.plot(
-            minutes, [r["accuracy"] for r in points], "o-", label=f"widths {widths}, batch {batch}"
+            minutes, [r["accuracy"] for r in points], style, label=label, alpha=0.6 if recipe else 1
         )
         for r, x in zip(points, minutes):
             ax.annotate(
@@ -103,7 +112,7 @@ def plot(results: list[dict], path: str) -> None:
     ax.set_xlabel("whole-run wall time on 2 CPU cores (minutes)")
     ax.set_ylabel("CIFAR-10 test accuracy (JPEG, EMA, flip+translate TTA)")
     ax.set_title("configs/cifar10_airbench.py: widths and epochs")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
