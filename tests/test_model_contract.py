@@ -49,16 +49,16 @@ def test_fork_models_train_through_the_cli_and_evaluate(model, overrides, tiny_m
 
 
 @pytest.mark.parametrize(
-    "model, parallelism",
+    "model",
     [
-        ("fork_models.tuple_output:TinyViTish", "single"),  # (logits, extras)
-        ("fork_models.nnx_model:NnxCNN", "single"),  # Flax NNX
+        "fork_models.tuple_output:TinyViTish",  # (logits, extras)
+        "fork_models.nnx_model:NnxCNN",  # Flax NNX
     ],
 )
-def test_fork_models_train_unchanged_and_evaluate(model, parallelism, tiny_config, tmp_path):
+def test_fork_models_train_unchanged_and_evaluate(model, tiny_config, tmp_path):
     """ResNetish2, whose BatchNorm reduces over the devices' axis, is trained and evaluated
     under pmap in the test below."""
-    tiny_config.model.name, tiny_config.parallelism = model, parallelism
+    tiny_config.model.name = model
     trainer.train_and_evaluate(tiny_config, str(tmp_path))
     _check_trained_and_evaluated(tmp_path, model)
 
