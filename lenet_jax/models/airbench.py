@@ -101,7 +101,7 @@ class ConvGroup(nn.Module):
     """conv -> pool -> BN -> GELU -> conv -> BN -> GELU, both convs Dirac-initialised."""
 
     features: int
-    batchnorm_momentum: float = 0.4
+    batchnorm_momentum: float  # Airbench's, in flax's convention
     dtype: Any = jnp.float32
 
     @nn.compact
