@@ -85,6 +85,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.augment = ml_collections.ConfigDict()
     config.augment.crop_padding = 0  # random crop after reflect-padding this many pixels
     config.augment.flip = False  # random horizontal flip
+    # With flip: each image alternates between mirrored and not, epoch by epoch, from a
+    # random start (airbench), instead of a fresh coin each step.
+    config.augment.flip_alternating = False
     config.augment.cutout_size = 0  # zero a random square of this side
     # Training images the model's init sees (normalised, the first of the train split), for
     # data-dependent inits such as airbench's whitening layer; 0 = one blank image.
@@ -242,6 +245,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "lookahead",
         "False unless config.ema_decay > 0 (the average the parameters restart from)",
         config.lookahead,
+    )
+    _require(
+        config.augment.flip or not config.augment.flip_alternating,
+        "augment.flip_alternating",
+        "False unless config.augment.flip=True (it says how the flips are drawn)",
+        config.augment.flip_alternating,
     )
     classes = tuple(config.classes)
     _require(

@@ -18,8 +18,8 @@ from lenet_jax.models.airbench import (
     patches,
     whitening_kernel,
 )
-from lenet_jax.training import param_groups, steps
-from lenet_jax.training.run import build_run
+from lenet_jax.training import augment, param_groups, steps
+from lenet_jax.training.run import build_run, load_data
 
 REPO_CONFIG = "configs/cifar10_airbench.py"
 
@@ -154,3 +154,12 @@ def test_the_recipe_freezes_the_whitening_and_trains_its_bias(airbench_run):
     fast = sorted(path for path, label in labels.items() if label == param_groups.group_label(0))
     assert fast == sorted(path for path in labels if "BatchNorm" in path and path.endswith("bias"))
     assert len(fast) == 6 and labels["Whiten_0/bias"] == param_groups.DEFAULT
+
+
+def test_the_recipe_alternates_flips_from_a_fixed_mirrored_half(airbench_run):
+    run = airbench_run
+    loaded = load_data(run.config).train_images
+    mirrored = augment.mirror_half(loaded, run.config.seed)
+    np.testing.assert_array_equal(run.dataset.train_images, mirrored)
+    assert not np.array_equal(mirrored, loaded)
+    assert augment.make_augment(**run.config.augment) is not None  # the crop still draws

@@ -54,6 +54,20 @@ class FlipTest(chex.TestCase):
         )
 
 
+def test_mirror_half_mirrors_a_fixed_half_chosen_by_the_seed():
+    images = np.random.default_rng(0).integers(0, 256, (400, 6, 5, 3), dtype=np.uint8)
+    original = images.copy()
+    out = augment.mirror_half(images, seed=0)
+    np.testing.assert_array_equal(images, original)  # a copy: the dataset is not touched
+    mirrored = np.array([np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images, strict=True)])
+    kept = np.array([np.array_equal(o, i) for o, i in zip(out, images, strict=True)])
+    assert np.all(mirrored ^ kept)  # each image is either mirrored or left as it was
+    assert 160 < mirrored.sum() < 240
+    np.testing.assert_array_equal(augment.mirror_half(images, seed=0), out)
+    again = augment.mirror_half(images, seed=1)
+    assert not np.array_equal(again, out)
+
+
 class CropTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_keeps_shape_and_dtype(self):
@@ -150,6 +164,8 @@ class MakeAugmentTest(chex.TestCase):
         np.testing.assert_array_equal(np.asarray(with_cutout)[kept], np.asarray(crop_flip)[kept])
         flip_only = augment.make_augment(flip=True)(key, x)
         assert not jnp.array_equal(flip_only, augment.flip(x))
+        # Alternating flips draw no coin: the step and mirror_half make them.
+        assert augment.make_augment(flip=True, flip_alternating=True) is None
         assert not jnp.array_equal(flip_only, x)
 
 

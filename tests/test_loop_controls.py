@@ -48,6 +48,7 @@ def test_bad_values_get_one_line_naming_the_field(tiny_config):
         ("ema_ramp", "linear", r"config.ema_ramp='linear' is not allowed; expected \['const"),
         ("eval_every_epochs", 0, "config.eval_every_epochs=0 is not allowed; expected a posi"),
         ("optimizer.decay_to", 1.5, r"config.optimizer.decay_to=1.5 is not allowed; expected a n"),
+        ("augment.flip_alternating", True, r"flip_alternating=True is not allowed; expected F"),
     ]:
         config = tiny_config.copy_and_resolve_references()
         *parents, name = field.split(".")

@@ -23,6 +23,36 @@ class FixedLogits(nn.Module):
         return table[x[:, 0, 0, 0].astype(jnp.int32)]
 
 
+class SeesItsInput(nn.Module):
+    """Keeps the last batch it trained on in batch_stats, so a test reads what the step fed
+    the model."""
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        seen = self.variable("batch_stats", "seen", jnp.zeros, x.shape)
+        if train:
+            seen.value = x
+        return x.mean(axis=(1, 2)) @ self.param("w", nn.initializers.zeros, (x.shape[-1], 2))
+
+
+def test_alternating_flips_mirror_every_batch_of_the_odd_epochs_only():
+    tx = optax.sgd(0.1)
+    model = SeesItsInput()
+    images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 3, 5, 1)), jnp.uint8)
+    labels = jnp.zeros((4,), jnp.int32)
+    state = create_train_state(
+        model, tx, jax.random.key(0), steps.normalize(images, (0.0,), (1.0,))
+    )
+    train_step = jax.jit(
+        steps.make_train_step(model, tx, mean=(0.0,), std=(1.0,), mirror_odd_epochs_of=2)
+    )
+    plain = steps.normalize(images, (0.0,), (1.0,))
+    for step in range(6):  # epochs of 2 steps: 0 plain, 1 mirrored, 2 plain
+        state, _ = train_step(state, images, labels, jax.random.key(0))
+        expected = augment.flip(plain) if (step // 2) % 2 else plain
+        np.testing.assert_array_equal(state.batch_stats["seen"], expected)
+
+
 def test_cross_entropy_matches_hand_computation():
     logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     labels = jnp.array([0, 2])

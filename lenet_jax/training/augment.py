@@ -2,13 +2,15 @@
 
 They run inside the jitted train step, so the host only ships raw batches. Each example
 draws from its own key (the one key split over the batch), so a resumed run that replays
-the step's key replays the same augmentations.
+the step's key replays the same augmentations. Alternating flips are the exception: their
+start is fixed on the host (`mirror_half`), and the step mirrors whole epochs.
 """
 
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -23,6 +25,24 @@ def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
     keys = jax.random.split(key, images.shape[0])
     mirror = jax.vmap(jax.random.bernoulli)(keys)
     return jnp.where(mirror[:, None, None, None], flip(images), images)
+
+
+def mirror_half(images: np.ndarray, seed: int) -> np.ndarray:
+    """A copy of NHWC `images` with a random half of them mirrored, the half fixed by `seed`:
+    alternating flips' start (airbench).
+
+    The train step then mirrors every batch of each odd epoch, so each image is seen
+    mirrored and unmirrored in turn, epoch by epoch, instead of on a fresh coin each step:
+    every two epochs show both views of every image. The choice is on the host because the
+    step does not know which examples its batch holds.
+    """
+    mirrored = np.random.default_rng([seed, ALTERNATING_FLIP_SALT]).random(len(images)) < 0.5
+    out = np.array(images)
+    out[mirrored] = out[mirrored][:, :, ::-1]
+    return out
+
+
+ALTERNATING_FLIP_SALT = 0xF11B  # keeps mirror_half's draw apart from the seed's other uses
 
 
 def random_crop(key: jax.Array, images: jax.Array, padding: int = 4) -> jax.Array:
@@ -99,18 +119,24 @@ def tta_views(images: jax.Array, mode: str) -> list[tuple[float, jax.Array]]:
 
 
 def make_augment(
-    *, crop_padding: int = 0, flip: bool = False, cutout_size: int = 0
+    *,
+    crop_padding: int = 0,
+    flip: bool = False,
+    flip_alternating: bool = False,
+    cutout_size: int = 0,
 ) -> Augment | None:
     """Chains the enabled augmentations (crop, then flip, then cutout); None if none is.
 
     Each stage has a fixed subkey, so enabling one stage leaves the others' draws unchanged.
+    Alternating flips (`flip_alternating`) draw nothing here: `mirror_half` and the train
+    step's odd-epoch mirror make them.
     """
     if crop_padding < 0 or cutout_size < 0:
         raise ValueError(f"augmentation sizes must be >= 0: {crop_padding=}, {cutout_size=}")
     stages: list[tuple[int, Augment]] = []
     if crop_padding:
         stages.append((0, lambda key, x: random_crop(key, x, padding=crop_padding)))
-    if flip:
+    if flip and not flip_alternating:
         stages.append((1, random_flip))
     if cutout_size:
         stages.append((2, lambda key, x: cutout(key, x, size=cutout_size)))

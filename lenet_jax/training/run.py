@@ -151,6 +151,9 @@ class Run:
             axis_name=self.strategy.axis_name,
             ema=self.ema_rule(),
             accum_steps=self.config.grad_accum_steps,
+            mirror_odd_epochs_of=self.steps_per_epoch
+            if self.config.augment.flip_alternating
+            else 0,
         )
         return replicas.vectorize_train_step(
             step, self.num_replicas, own_data=self.own_data_order, loop=self.replica_loop
@@ -246,6 +249,20 @@ def select_classes(dataset: Dataset, classes: tuple[int, ...]) -> Dataset:
     return dataset.select_classes(classes)
 
 
+def alternating_flips_start(dataset: Dataset, seed: int) -> Dataset:
+    """`dataset` with the fixed random half of its train split mirrored that alternating
+    flips start from (`augment.mirror_half`)."""
+    if is_streamed(dataset.train_images):
+        raise UserError(
+            "config.augment.flip_alternating=True mirrors half the train split in memory, "
+            "but the train split is streamed (larger than config.max_in_memory_mb); use "
+            "config.augment.flip_alternating=False"
+        )
+    return dataclasses.replace(
+        dataset, train_images=augment.mirror_half(dataset.train_images, seed)
+    )
+
+
 def build_run(
     config: ml_collections.ConfigDict,
     *,
@@ -260,6 +277,8 @@ def build_run(
         config.model, num_classes=dataset.num_classes, dtype=config.get("compute_dtype", "float32")
     )
     model.check(dataset.image_shape, dataset.num_classes)
+    if config.augment.flip_alternating:  # validate() checked that flip is on
+        dataset = alternating_flips_start(dataset, config.seed)
     if config.replica_data_order and is_streamed(dataset.train_images):
         raise UserError(
             "config.replica_data_order=True gathers a batch per replica, but the train split "

@@ -14,7 +14,7 @@ import optax
 
 from lenet_jax.models.contract import Model, as_model
 from lenet_jax.training import metrics, replicas
-from lenet_jax.training.augment import Augment, tta_views
+from lenet_jax.training.augment import Augment, flip, tta_views
 from lenet_jax.training.state import TrainState
 
 
@@ -76,6 +76,7 @@ def make_train_step(
     axis_name: str | None = None,
     ema: EmaRule | float = 0.0,
     accum_steps: int = 1,
+    mirror_odd_epochs_of: int = 0,
 ):
     """Returns `train_step(state, images, labels, train_key) -> (state, metric sums)`.
 
@@ -83,7 +84,9 @@ def make_train_step(
     sums added over that axis, and the device index is folded into the key so devices
     draw different dropout masks and augmentations. Where the state keeps `ema_params`
     they follow the parameters as `ema` says (a bare float: that decay after every update);
-    with gradient accumulation updates happen on every `accum_steps`-th step only.
+    with gradient accumulation updates happen on every `accum_steps`-th step only. With
+    `mirror_odd_epochs_of` (the steps per epoch) every batch of each odd epoch is mirrored
+    whole: alternating flips, over a train split that `augment.mirror_half` prepared.
     """
     model = as_model(model)
     rule = ema if isinstance(ema, EmaRule) else EmaRule(decay=float(ema))
@@ -96,6 +99,9 @@ def make_train_step(
         x = normalize(images, mean, std, compute_dtype)
         if augment is not None:
             x = augment(augment_key, x)
+        if mirror_odd_epochs_of:
+            odd_epoch = (state.step // mirror_odd_epochs_of) % 2 == 1
+            x = jnp.where(odd_epoch, flip(x), x)
 
         def loss_fn(params):
             logits, batch_stats = model.apply(
