@@ -9,12 +9,17 @@ from start to exit (the config keeps its warmup at 23% of the epochs) and, for a
 batch size than the config's, its learning rate scaled with the batch (airbench's rates
 are per example). The accuracy is the final test accuracy of the lookahead (EMA)
 weights with flip + translate test-time augmentation, as `evaluate` reports it. A
-finished variant's workdir (with its wall.json) is reused, so variants can be added one
-run at a time; one whose wall.json carries a `recipe` label (a run of an earlier version
-of the config) is drawn dashed, with the label. Writes docs/airbench_curve.png and a JSON
-line.
+finished variant's workdir (with its wall.json) is reused.
+
+Every finished run is kept as one line of docs/airbench_runs.jsonl (`--record`), with the
+fingerprint of its recipe: its resolved config less the fields a variant sets. The plot,
+docs/airbench_curve.png, is drawn from that record, so an hour-long run is measured once
+and its point outlives its workdir; runs of another recipe than the config's now (an
+earlier version of it) are drawn dashed, with their `note`. With no `--variant` the plot
+is redrawn from the record alone.
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -32,8 +37,33 @@ _RECIPE = load_config_file(CONFIG)
 BATCH, LEARNING_RATE = _RECIPE.batch_size, _RECIPE.optimizer.learning_rate
 _VARIANTS = flags.DEFINE_multi_string("variant", [], "W1,W2,W3:EPOCHS[:BATCH], repeated.")
 _ROOT = flags.DEFINE_string("workdir", "runs/airbench_curve", "One workdir per variant here.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "The CIFAR-10 image folder.", required=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", "", "The CIFAR-10 image folder (for --variant).")
 _PLOT = flags.DEFINE_string("plot", str(REPO / "docs" / "airbench_curve.png"), "The PNG.")
+_RECORD = flags.DEFINE_string(
+    "record", str(REPO / "docs" / "airbench_runs.jsonl"), "One JSON line per measured run."
+)
+# What a variant sets (and what follows num_epochs by reference), left out of the recipe's
+# fingerprint; so is where the data lives.
+VARIED_FIELDS = (
+    ("model", "widths"),
+    ("num_epochs",),
+    ("batch_size",),
+    ("optimizer", "learning_rate"),
+    ("optimizer", "warmup_epochs"),
+    ("eval_every_epochs",),
+    ("data_dir",),
+)
+
+
+def recipe_fingerprint(config: dict) -> str:
+    """8 hex digits naming a resolved config (as a dict) less its `VARIED_FIELDS`."""
+    config = json.loads(json.dumps(config))  # a deep copy, tuples as lists
+    for *parents, name in VARIED_FIELDS:
+        owner = config
+        for parent in parents:
+            owner = owner.get(parent, {})
+        owner.pop(name, None)
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def parse_variant(spec: str) -> tuple[tuple[int, ...], int, int]:
@@ -68,8 +98,7 @@ def run_variant(widths: tuple[int, ...], epochs: int, batch: int, data_dir: str)
     wall = json.loads(wall_file.read_text())
     return {
         "variant": name,
-        # A run of an earlier version of the config carries a label saying which.
-        "recipe": wall.get("recipe", ""),
+        "recipe": recipe_fingerprint(json.loads((workdir / "config.json").read_text())),
         "widths": list(widths),
         "epochs": epochs,
         "batch_size": batch,
@@ -79,14 +108,30 @@ def run_variant(widths: tuple[int, ...], epochs: int, batch: int, data_dir: str)
     }
 
 
-def plot(results: list[dict], path: str) -> None:
+def read_record(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_record(path: str, runs: list[dict]) -> None:
+    """`runs` one per line, a rerun of a variant under the same recipe replacing its line."""
+    latest = {(r["variant"], r["recipe"]): r for r in runs}
+    with open(path, "w") as f:
+        for run in sorted(latest.values(), key=lambda r: (r["recipe"], r["wall_s"])):
+            f.write(json.dumps(run, sort_keys=True) + "\n")
+
+
+def plot(results: list[dict], path: str, current_recipe: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     def series(r: dict) -> tuple:
-        return r["recipe"], tuple(r["widths"]), r["batch_size"]
+        earlier = "" if r["recipe"] == current_recipe else r.get("note") or r["recipe"]
+        return earlier, tuple(r["widths"]), r["batch_size"]
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for recipe, widths, batch in sorted({series(r) for r in results}):
@@ -119,17 +164,23 @@ def plot(results: list[dict], path: str) -> None:
 
 def main(argv):
     del argv
-    if not _VARIANTS.value:
-        raise app.UsageError("give at least one --variant W1,W2,W3:EPOCHS")
     variants = [parse_variant(spec) for spec in _VARIANTS.value]
+    if variants and not _DATA_DIR.value:
+        raise app.UsageError("--data_dir: the CIFAR-10 image folder the variants train on")
     results = [run_variant(*variant, _DATA_DIR.value) for variant in variants]
-    for r in results:
+    runs = read_record(_RECORD.value) + results
+    if not runs:
+        raise app.UsageError(f"no runs in {_RECORD.value}: give a --variant W1,W2,W3:EPOCHS")
+    write_record(_RECORD.value, runs)
+    current = recipe_fingerprint(_RECIPE.to_dict())
+    for r in read_record(_RECORD.value):
         print(
             f"{r['variant']:>18}  {r['wall_s']:8.1f} s  accuracy {r['accuracy']:.4f} "
             f"(raw weights {r['raw_accuracy']:.4f})"
+            + ("" if r["recipe"] == current else f"  [{r.get('note') or r['recipe']}]")
         )
     os.makedirs(os.path.dirname(_PLOT.value), exist_ok=True)
-    plot(results, _PLOT.value)
+    plot(read_record(_RECORD.value), _PLOT.value, current)
     print(json.dumps(results))
 
 
