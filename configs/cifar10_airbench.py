@@ -20,9 +20,10 @@ airbench94's rates are for a summed loss; ours is a mean, so its 11.5 per 1024 e
 with momentum 0.85 becomes 11.5 / (1 + 1 / 0.15) = 1.5 at batch 1024 (0.75 at our 512),
 and its decay 0.0153 / 11.5 at any batch.
 
-Measured on a 2-core CPU (jax 0.12.0.1): 0.8924 test accuracy in 3,063 s of wall time;
-the aim of 0.90 within an hour is not yet met (widths (32, 192, 192) for 11 epochs:
-0.8987 in 3,604 s).
+Measured on a 2-core CPU with AVX-512 (jax 0.12.0.1), before alternating flips: 0.8924
+test accuracy in 3,063 s of wall time; the aim of 0.90 within an hour is not yet met
+(widths (32, 192, 192) for 11 epochs: 0.8987 in 3,604 s). docs/airbench.md has the
+record, and why a CPU without AVX-512 takes about 1.6x as long.
 
 Narrower than airbench94's (64, 256, 256), whose step costs 3x as much on a CPU:
 `--config.model.widths='(64,256,256)'` restores it. docs/airbench.md has the measured
