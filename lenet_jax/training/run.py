@@ -270,15 +270,17 @@ def build_run(
     parallelism: str | None = None,
 ) -> Run:
     """Validates `config` and builds its run; `dataset` and `parallelism` override the
-    config's (inference reads the whole test split on one device)."""
+    config's (inference reads the whole test split on one device, and its train split is
+    not prepared for alternating flips: it trains on nothing)."""
     config_lib.validate(config)
-    dataset = dataset if dataset is not None else load_data(config)
+    if dataset is None:  # the data to train on
+        dataset = load_data(config)
+        if config.augment.flip_alternating:  # validate() checked that flip is on
+            dataset = alternating_flips_start(dataset, config.seed)
     model = build_model(
         config.model, num_classes=dataset.num_classes, dtype=config.get("compute_dtype", "float32")
     )
     model.check(dataset.image_shape, dataset.num_classes)
-    if config.augment.flip_alternating:  # validate() checked that flip is on
-        dataset = alternating_flips_start(dataset, config.seed)
     if config.replica_data_order and is_streamed(dataset.train_images):
         raise UserError(
             "config.replica_data_order=True gathers a batch per replica, but the train split "
