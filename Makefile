@@ -7,7 +7,7 @@ train:
 
 test:
 	@scripts/setup.sh dev
-	.venv/bin/python -m pytest -q -n auto tests
+	.venv/bin/python -m pytest -q -n auto --dist worksteal tests
 
 lint:
 	@scripts/setup.sh dev
@@ -18,4 +18,4 @@ PY311_TESTS = tests/test_steps.py tests/test_models.py tests/test_metrics.py \
 	tests/test_trainer.py tests/test_model_contract.py tests/test_summary.py
 test-py311:
 	@PYTHON_VERSION=3.11 VENV=.venv-py311 scripts/setup.sh dev
-	.venv-py311/bin/python -m pytest -q -n auto $(PY311_TESTS)
+	.venv-py311/bin/python -m pytest -q -n auto --dist worksteal $(PY311_TESTS)

@@ -13,10 +13,15 @@ os.environ["XLA_FLAGS"] = (
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Several workers share the cores: one compute thread each, not a pool each.
     os.environ["XLA_FLAGS"] += " --xla_cpu_multi_thread_eigen=false"
-# Many tests compile the same small steps, in this process and in the CLI subprocesses they
-# start (which inherit the variable): one private cache for the session, removed after it.
-_JAX_CACHE = tempfile.mkdtemp(prefix="lenet_jax_test_compilation_cache_")
-atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
+# Many tests compile the same small steps, in every xdist worker and in the CLI subprocesses
+# they start: one private cache for the whole session, made by the process that starts it
+# (the workers inherit its path) and removed when that process exits.
+_SESSION_CACHE = "LENET_JAX_TEST_SESSION_CACHE"
+_JAX_CACHE = os.environ.get(_SESSION_CACHE, "")
+if not (os.environ.get("PYTEST_XDIST_WORKER") and os.path.isdir(_JAX_CACHE)):
+    _JAX_CACHE = tempfile.mkdtemp(prefix="lenet_jax_test_compilation_cache_")
+    atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
+    os.environ[_SESSION_CACHE] = _JAX_CACHE
 os.environ["LENET_JAX_COMPILATION_CACHE"] = _JAX_CACHE
 
 from lenet_jax.training import compilation_cache  # noqa: E402
