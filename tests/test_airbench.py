@@ -18,8 +18,9 @@ from lenet_jax.models.airbench import (
     patches,
     whitening_kernel,
 )
-from lenet_jax.training import augment, param_groups, steps
+from lenet_jax.training import augment, param_groups, replicas, steps
 from lenet_jax.training.run import build_run, load_data
+from lenet_jax.training.state import create_train_state
 
 REPO_CONFIG = "configs/cifar10_airbench.py"
 
@@ -130,6 +131,32 @@ def test_the_init_sees_the_runs_first_training_images_normalised(airbench_run):
     chex.assert_trees_all_close(kernel, whitening_kernel(jnp.asarray(seen), 2), atol=1e-4)
     blank = whitening_kernel(jnp.zeros((1, 28, 28, 1)), 2)
     assert not np.allclose(kernel, blank)
+
+
+def _plain_jit_init(run):
+    images = run.init_images()
+    one = lambda key: create_train_state(run.model, run.tx, key, images, ema=run.has_ema)  # noqa: E731
+    return jax.jit(replicas.vectorize_init(one, run.num_replicas))(run.keys["init"])
+
+
+def test_the_runs_init_draws_plain_jits_bits_and_its_whitening_to_rounding(
+    airbench_run, tiny_config
+):
+    """The init compiles at a lower LLVM level (it runs once). Random draws, a population's
+    vmap and the EMA copy keep their bits; the data-dependent whitening differs only in
+    float32 rounding (its covariance is summed in another order)."""
+    tiny_config.num_replicas = 2
+    tiny_config.ema_decay = 0.9
+    tiny_run = build_run(tiny_config)
+    chex.assert_trees_all_equal(tiny_run.init_state(), _plain_jit_init(tiny_run))
+    state = _flat(airbench_run.init_state())
+    expected = _flat(_plain_jit_init(airbench_run))
+    assert state.keys() == expected.keys()
+    for path, leaf in state.items():
+        if path.endswith("Whiten_0/kernel"):  # the params' and the EMA's
+            np.testing.assert_allclose(leaf, expected[path], rtol=1e-3, err_msg=path)
+        else:
+            np.testing.assert_array_equal(leaf, expected[path], err_msg=path)
 
 
 def test_the_recipe_freezes_the_whitening_and_trains_its_bias(airbench_run):
