@@ -27,6 +27,9 @@ def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
     return jnp.where(mirror[:, None, None, None], flip(images), images)
 
 
+ALTERNATING_FLIP_SALT = 0xF11B  # keeps mirror_half's draw apart from the seed's other uses
+
+
 def mirror_half(images: np.ndarray, seed: int) -> np.ndarray:
     """A copy of NHWC `images` with a random half of them mirrored, the half fixed by `seed`:
     alternating flips' start (airbench).
@@ -40,9 +43,6 @@ def mirror_half(images: np.ndarray, seed: int) -> np.ndarray:
     out = np.array(images)
     out[mirrored] = out[mirrored][:, :, ::-1]
     return out
-
-
-ALTERNATING_FLIP_SALT = 0xF11B  # keeps mirror_half's draw apart from the seed's other uses
 
 
 def random_crop(key: jax.Array, images: jax.Array, padding: int = 4) -> jax.Array:
