@@ -23,7 +23,8 @@ and its decay 0.0153 / 11.5 at any batch.
 Measured on a 2-core CPU with AVX-512 (jax 0.12.0.1), before alternating flips: 0.8924
 test accuracy in 3,063 s of wall time; the aim of 0.90 within an hour is not yet met
 (widths (32, 192, 192) for 11 epochs: 0.8987 in 3,604 s). docs/airbench.md has the
-record, and why a CPU without AVX-512 takes about 1.6x as long.
+record. With alternating flips, on a 2-core CPU without AVX-512: 10 epochs of
+(32, 128, 128) gave 0.8879 in 2,770 s.
 
 Narrower than airbench94's (64, 256, 256), whose step costs 3x as much on a CPU:
 `--config.model.widths='(64,256,256)'` restores it. docs/airbench.md has the measured
