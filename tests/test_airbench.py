@@ -18,9 +18,8 @@ from lenet_jax.models.airbench import (
     patches,
     whitening_kernel,
 )
-from lenet_jax.training import augment, param_groups, replicas, steps
+from lenet_jax.training import augment, param_groups, steps
 from lenet_jax.training.run import build_run, load_data
-from lenet_jax.training.state import create_train_state
 
 REPO_CONFIG = "configs/cifar10_airbench.py"
 
@@ -134,9 +133,8 @@ def test_the_init_sees_the_runs_first_training_images_normalised(airbench_run):
 
 
 def _plain_jit_init(run):
-    images = run.init_images()
-    one = lambda key: create_train_state(run.model, run.tx, key, images, ema=run.has_ema)  # noqa: E731
-    return jax.jit(replicas.vectorize_init(one, run.num_replicas))(run.keys["init"])
+    """The run's own init function, compiled as `jax.jit` compiles by default."""
+    return jax.jit(run._create_state)(run.keys["init"], run.init_images())
 
 
 def test_the_runs_init_draws_plain_jits_bits_and_its_whitening_to_rounding(
