@@ -153,7 +153,7 @@ def _require(ok: bool, field: str, allowed: str, value) -> None:
 
 def _choices() -> dict[str, tuple]:
     """The allowed values of each choice field, read from the registries that define them."""
-    from lenet_jax.ops.band_conv import CONV_IMPLS
+    from lenet_jax.ops.conv import CONV_IMPLS
     from lenet_jax.training.augment import TTA
     from lenet_jax.training.epochs import EPOCH_LOOPS
     from lenet_jax.training.optim import OPTIMIZERS, SCHEDULES

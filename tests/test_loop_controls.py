@@ -11,6 +11,7 @@ from lenet_jax.config import validate
 from lenet_jax.errors import UserError
 from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.training import checkpointing
+from lenet_jax.training import loop as loop_lib
 from lenet_jax.training.loop import TimeBudgetReached, train_and_evaluate
 from lenet_jax.training.metrics_log import read_rows
 
@@ -107,6 +108,26 @@ def test_ema_rows_rank_the_checkpoints_and_evaluate_picks_the_weights(tiny_confi
     assert ema["accuracy"] == pytest.approx(result.test_ema["accuracy"])
     assert raw["accuracy"] == pytest.approx(result.test["accuracy"])
     assert ema["loss"] != raw["loss"]
+
+
+def test_lookahead_weights_equal_to_their_average_are_evaluated_once(
+    tiny_config, tmp_path, monkeypatch
+):
+    """With lookahead moving every step, the parameters are their average at each
+    evaluation: the test_ema row is the test row, from one pass over the test split."""
+    tiny_config.ema_decay = 0.9
+    tiny_config.lookahead = True
+    evaluated = []
+    evaluate = loop_lib.Loop.evaluate
+    monkeypatch.setattr(
+        loop_lib.Loop, "evaluate", lambda self, state: evaluated.append(1) or evaluate(self, state)
+    )
+    result = train_and_evaluate(tiny_config, str(tmp_path))
+    chex.assert_trees_all_equal(result.state.params, result.state.ema_params)
+    rows = read_rows(tmp_path / "metrics.jsonl")
+    tests = [r for r in rows if r["split"] == "test"]
+    emas = [{**r, "split": "test"} for r in rows if r["split"] == "test_ema"]
+    assert emas == tests and len(evaluated) == len(tests) == tiny_config.num_epochs
 
 
 def test_eval_every_epochs_evaluates_when_due_and_after_the_last(tiny_config, tmp_path):

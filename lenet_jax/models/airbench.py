@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from lenet_jax.ops import layers
+
 WHITEN_EPS = 5e-4  # added to the eigenvalues: bounds the gain on near-constant directions
 # PyTorch's default nn.Linear init, uniform with bound 1/sqrt(fan_in) (flax's default is a
 # normal with that standard deviation, sqrt(3) times wider).
@@ -103,13 +105,15 @@ class ConvGroup(nn.Module):
     features: int
     batchnorm_momentum: float  # Airbench's, in flax's convention
     dtype: Any = jnp.float32
+    conv_impl: str = "auto"  # a name from lenet_jax.ops.conv.CONV_IMPLS
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         for i in range(2):
-            x = nn.Conv(
+            x = layers.conv(
                 self.features,
                 (3, 3),
+                impl=self.conv_impl,
                 padding="SAME",
                 use_bias=False,
                 kernel_init=dirac_init,
@@ -139,12 +143,15 @@ class Airbench(nn.Module):
     batchnorm_momentum: float = 0.4
     logit_scale: float = 1 / 9
     dtype: Any = jnp.float32
+    conv_impl: str = "auto"  # a name from lenet_jax.ops.conv.CONV_IMPLS
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         x = nn.gelu(Whiten(self.whiten_size, dtype=self.dtype)(x), approximate=False)
         for width in self.widths:
-            x = ConvGroup(width, self.batchnorm_momentum, dtype=self.dtype)(x, train=train)
+            x = ConvGroup(width, self.batchnorm_momentum, self.dtype, self.conv_impl)(
+                x, train=train
+            )
         x = jnp.max(x, axis=(1, 2))  # airbench's max-pool 3 over the last 3x3 map
         logits = nn.Dense(
             self.num_classes, use_bias=False, kernel_init=TORCH_LINEAR_INIT, dtype=self.dtype

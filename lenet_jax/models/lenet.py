@@ -27,7 +27,7 @@ class LeNet(nn.Module):
     hidden: Sequence[int] = (120, 84)  # the dense layers before the classifier
     batch_norm: bool = False
     dtype: Any = jnp.float32  # of the activations; parameters stay float32
-    conv_impl: str = "auto"  # auto | xla | band (lenet_jax.ops.band_conv)
+    conv_impl: str = "auto"  # a name from lenet_jax.ops.conv.CONV_IMPLS
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:

@@ -29,7 +29,7 @@ class LeNet1998(nn.Module):
     num_classes: int = 10
     dropout_rate: float = 0.0
     kernel_init: str = "lecun_normal"  # a name from lenet_jax.ops.layers.KERNEL_INITS
-    conv_impl: str = "auto"  # auto | xla | band (lenet_jax.ops.band_conv)
+    conv_impl: str = "auto"  # a name from lenet_jax.ops.conv.CONV_IMPLS
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:

@@ -2,33 +2,20 @@
 
 XLA:CPU runs small-channel convolutions far below its matmul speed, worst in the backward
 pass (the README's performance section has the figures). `band_conv` rewrites a stride-1
-convolution as one
-matmul per tile of `tile` output columns: each output row gathers its kernel's input rows
-(the matmul's K = kernel rows x tile input columns x channels), and the weight becomes a
-banded (K, tile x out channels) matrix built from the kernel. Its gradients are matmuls
-and cheap slices too. The band multiplies zeros: per output pixel it does
-(tile + kernel width - 1) / kernel width times the convolution's work.
+convolution as one matmul per tile of `tile` output columns: each output row gathers its
+kernel's input rows (the matmul's K = kernel rows x tile input columns x channels), and
+the weight becomes a banded (K, tile x out channels) matrix built from the kernel. Its
+gradients are matmuls and cheap slices too. The band multiplies zeros: per output pixel
+it does (tile + kernel width - 1) / kernel width times the convolution's work.
 
-`conv_general_dilated(impl)` gives flax's `nn.Conv` a drop-in for `lax.conv_general_dilated`
-that picks per layer: `auto` uses the band on the CPU backend for plain convolutions with
-at most `BAND_MAX_IN_FEATURES` input channels (LeNet's layers, CIFAR's first) and XLA's
-convolution everywhere else (on GPU/TPU it is the fast one). Parameters keep nn.Conv's
-names and shapes, so checkpoints do not depend on the choice.
+`lenet_jax.ops.conv` chooses it for the layers with few input channels.
 """
 
 import functools
-from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
-
-CONV_IMPLS = ("auto", "xla", "band")
-# Where the band beat XLA's convolution on whole train steps on the CPU: LeNet's 1- and
-# 6-channel inputs and CIFAR's 3-channel one, but not its 32-channel one.
-BAND_MAX_IN_FEATURES = 7
-_NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def band_tile(out_width: int, kernel_width: int) -> int:
@@ -97,80 +84,3 @@ def _matmul_backward(precision, residuals, grad):
 
 
 _matmul.defvjp(_matmul_forward, _matmul_backward)
-
-
-def _explicit_padding(padding, x_shape, k_shape) -> list[tuple[int, int]]:
-    if isinstance(padding, str):
-        return lax.padtype_to_pads(x_shape[1:3], k_shape[:2], (1, 1), padding)
-    return [tuple(p) for p in padding]
-
-
-def _is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation, dimension_numbers, groups):
-    ones = lambda v: v is None or all(d == 1 for d in v)  # noqa: E731
-    return (
-        lhs.ndim == 4
-        and groups == 1
-        and ones(window_strides)
-        and ones(lhs_dilation)
-        and ones(rhs_dilation)
-        and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-        == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
-    )
-
-
-def use_band(impl: str, in_features: int) -> bool:
-    if impl not in CONV_IMPLS:
-        raise ValueError(f"unknown conv_impl {impl!r}; known: {list(CONV_IMPLS)}")
-    if impl == "auto":
-        return jax.default_backend() == "cpu" and in_features <= BAND_MAX_IN_FEATURES
-    return impl == "band"
-
-
-def conv_general_dilated(impl: str = "auto") -> Callable:
-    """A `lax.conv_general_dilated` for nn.Conv that uses `band_conv` where `impl` says.
-
-    Convolutions the band does not cover (strides, dilation, groups, other layouts) always
-    go to XLA's.
-    """
-
-    def conv(
-        lhs,
-        rhs,
-        window_strides: Sequence[int],
-        padding,
-        lhs_dilation=None,
-        rhs_dilation=None,
-        dimension_numbers=None,
-        feature_group_count: int = 1,
-        batch_group_count: int = 1,
-        precision=None,
-        preferred_element_type=None,
-    ):
-        plain = (
-            batch_group_count == 1
-            and preferred_element_type is None
-            and _is_plain(
-                lhs, rhs, window_strides, lhs_dilation, rhs_dilation,
-                dimension_numbers, feature_group_count,
-            )
-        )  # fmt: skip
-        if plain and use_band(impl, rhs.shape[2]):
-            pads = _explicit_padding(padding, lhs.shape, rhs.shape)
-            x = jnp.pad(lhs, ((0, 0), *pads, (0, 0))) if any(any(p) for p in pads) else lhs
-            if x.shape[1] >= rhs.shape[0] and x.shape[2] >= rhs.shape[1]:
-                return band_conv(x, rhs, precision=precision)
-        return lax.conv_general_dilated(
-            lhs,
-            rhs,
-            window_strides,
-            padding,
-            lhs_dilation=lhs_dilation,
-            rhs_dilation=rhs_dilation,
-            dimension_numbers=dimension_numbers,
-            feature_group_count=feature_group_count,
-            batch_group_count=batch_group_count,
-            precision=precision,
-            preferred_element_type=preferred_element_type,
-        )
-
-    return conv

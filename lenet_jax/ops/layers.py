@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from lenet_jax.ops import band_conv
+from lenet_jax.ops import conv as conv_impls
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "sigmoid": nn.sigmoid,
@@ -54,7 +54,7 @@ def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
 
 
 def conv(features: int, kernel_size: tuple[int, int], *, impl: str = "auto", **kwargs) -> nn.Conv:
-    """nn.Conv running as `band_conv` where that is the fast path (impl: auto|xla|band)."""
+    """nn.Conv running the convolution `impl` chooses (`lenet_jax.ops.conv.CONV_IMPLS`)."""
     return nn.Conv(
-        features, kernel_size, conv_general_dilated=band_conv.conv_general_dilated(impl), **kwargs
+        features, kernel_size, conv_general_dilated=conv_impls.conv_general_dilated(impl), **kwargs
     )
