@@ -208,6 +208,15 @@ def test_lookahead_restarts_the_parameters_from_the_ramped_average():
     assert not np.allclose(jax.tree.leaves(ahead_history[4])[0], jax.tree.leaves(expected)[0])
 
 
+def test_lookahead_ends_the_run_at_the_average_between_moves():
+    """6 updates, a move every 4th: after step 4 the parameters train on from the average,
+    and after the last step they are set back to it, which did not move since step 4."""
+    rule = steps.EmaRule(decay=0.8, every=4, total_updates=6, lookahead=True)
+    history, ema = _ema_run(rule, 1, 6)
+    assert not np.allclose(jax.tree.leaves(history[5])[0], jax.tree.leaves(history[4])[0])
+    chex.assert_trees_all_equal(history[6], ema, history[4])
+
+
 def test_ema_ramp_decay_is_cubic_in_the_updates_done():
     rule = steps.EmaRule(decay=0.9, ramp="cubic", total_updates=10)
     for updates in (0, 5, 10, 20):

@@ -45,7 +45,8 @@ class EmaRule:
 
     Every `every` updates: `ema = d * ema + (1 - d) * params`, where d is `decay`, or with
     the cubic ramp `decay * (updates / total_updates)^3`. With `lookahead` the parameters
-    then restart from the new average (Zhang et al.'s slow weights, as airbench does).
+    then restart from the new average (Zhang et al.'s slow weights, as airbench does), and
+    after the run's last update (`total_updates`) they are set to the average.
     """
 
     decay: float
@@ -148,7 +149,10 @@ def ema_update(state: TrainState, params, rule: EmaRule, accum_steps: int):
     decay = jnp.where(moves, rule.decay_at(done // accum_steps), 1.0)
     ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
     if rule.lookahead:
-        params = jax.tree.map(lambda e, p: jnp.where(moves, e, p), ema, params)
+        # The run's last update also leaves the parameters at the average, as airbench's
+        # final lookahead does: the weights a run ends with are its average.
+        last = (done % accum_steps == 0) & (done // accum_steps == rule.total_updates)
+        params = jax.tree.map(lambda e, p: jnp.where(moves | last, e, p), ema, params)
     return params, ema
 
 
