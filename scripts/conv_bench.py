@@ -1,7 +1,7 @@
 """A convolution's three parts (forward, input gradient, kernel gradient) per layer shape,
 XLA's against `ops/patch_grad.py`'s kernel gradient, alternating.
 
-  .venv/bin/python scripts/conv_bench.py                      # airbench's and the CIFAR CNN's layers
+  .venv/bin/python scripts/conv_bench.py    # airbench's and the CIFAR CNN's layers
   .venv/bin/python scripts/conv_bench.py --batch 256 --rounds 5
 
 Each figure is the median of `--repeats` calls after one compiling call; `--rounds`
@@ -13,7 +13,6 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 from jax import lax
 
