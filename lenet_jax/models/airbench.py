@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from lenet_jax.ops import layers
+from lenet_jax.ops import layers, patch_grad
 
 WHITEN_EPS = 5e-4  # added to the eigenvalues: bounds the gain on near-constant directions
 # PyTorch's default nn.Linear init, uniform with bound 1/sqrt(fan_in) (flax's default is a
@@ -35,11 +35,7 @@ TORCH_LINEAR_INIT = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 def patches(images: jax.Array, size: int) -> jax.Array:
     """Every `size`x`size` patch of NHWC `images` (stride 1, no padding) as a row, flattened
     in the (row, column, channel) order of a flax conv kernel's first three axes."""
-    _, height, width, _ = images.shape
-    rows, cols = height - size + 1, width - size + 1
-    shifted = [images[:, i : i + rows, j : j + cols] for i in range(size) for j in range(size)]
-    stacked = jnp.stack(shifted, axis=3)  # (n, rows, cols, size*size, channels)
-    return stacked.reshape(-1, size * size * images.shape[-1])
+    return patch_grad.patches(images, (size, size)).reshape(-1, size * size * images.shape[-1])
 
 
 def whitening_kernel(images: jax.Array, size: int, eps: float = WHITEN_EPS) -> jax.Array:

@@ -60,10 +60,12 @@ def _backward(padding, precision, residuals, grad):
 patch_grad_conv.defvjp(_forward, _backward)
 
 
-def _patches(x: jax.Array, kernel_size: Sequence[int], out_size: Sequence[int]) -> jax.Array:
-    """(n, out h, out w, kh * kw * channels): each output pixel's receptive field, in the
-    (row, column, channel) order of an HWIO kernel's first three axes."""
-    (kh, kw), (oh, ow) = kernel_size, out_size
+def patches(x: jax.Array, kernel_size: Sequence[int]) -> jax.Array:
+    """(n, out h, out w, kh * kw * channels): each output pixel's receptive field in NHWC
+    `x` (stride 1, no padding), in the (row, column, channel) order of an HWIO kernel's
+    first three axes."""
+    kh, kw = kernel_size
+    oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
     return jnp.concatenate(
         [x[:, i : i + oh, j : j + ow] for i in range(kh) for j in range(kw)], axis=-1
     )
@@ -81,9 +83,8 @@ def kernel_gradient(
     rows = kh * kw * channels
 
     def product(x_chunk, grad_chunk):
-        patches = _patches(x_chunk, kernel_size, (out_h, out_w)).reshape(-1, rows)
         return lax.dot_general(
-            patches,
+            patches(x_chunk, kernel_size).reshape(-1, rows),
             grad_chunk.reshape(-1, features),
             (((0,), (0,)), ((), ())),
             precision=precision,
