@@ -128,6 +128,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.epoch_loop = "auto"  # python (a jitted step per batch) | scan (one compiled epoch,
     # data on the device) | auto: scan on GPU/TPU, python on CPU (no faster there as a scan)
     config.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
+    # XLA options of every compiled step on the CPU backend: auto (the measured best for this
+    # jaxlib) | xla_default | a JSON object of XLA options. Other backends ignore it.
+    config.cpu_compiler_options = "auto"
     # JAX's persistent compilation cache in $LENET_JAX_CACHE/jax (or ~/.cache/lenet_jax/jax):
     # a rerun loads its compiled steps from disk. False compiles afresh.
     config.compilation_cache = True

@@ -7,6 +7,9 @@ import os
 import shutil
 import tempfile
 
+# The suite asserts CPU facts (8 fake host devices, XLA:CPU's compile options): on a machine
+# with a GPU, JAX would otherwise pick the GPU and those tests would fail, not run.
+os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
@@ -18,7 +21,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # (the workers inherit its path) and removed when that process exits.
 _SESSION_CACHE = "LENET_JAX_TEST_SESSION_CACHE"
 _JAX_CACHE = os.environ.get(_SESSION_CACHE, "")
-if not (os.environ.get("PYTEST_XDIST_WORKER") and os.path.isdir(_JAX_CACHE)):
+# A directory already named there is reused and left to whoever made it: the session's own
+# for its xdist workers, or scripts/mutate.py's, shared by its many short pytest sessions.
+if not os.path.isdir(_JAX_CACHE):
     _JAX_CACHE = tempfile.mkdtemp(prefix="lenet_jax_test_compilation_cache_")
     atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
     os.environ[_SESSION_CACHE] = _JAX_CACHE
@@ -100,9 +105,29 @@ def tiny_config(tiny_mnist_dir):
     return tiny_config_for(tiny_mnist_dir)
 
 
-requires_fashion = pytest.mark.skipif(
-    not FASHION_DIR.is_dir(),
-    reason="real Fashion-MNIST absent: apt-get install dataset-fashion-mnist",
+# CI (which sets CI=true) installs and provides everything these tests need, so there a
+# missing dataset or tool is a failure: a silent skip would hide a broken set-up.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "requires(present, reason): skip when absent (fail instead in CI)"
+    )
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("requires"):
+        present, reason = mark.args
+        if present:
+            continue
+        if IN_CI:
+            pytest.fail(f"CI must provide this: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+requires_fashion = pytest.mark.requires(
+    FASHION_DIR.is_dir(), "real Fashion-MNIST absent: apt-get install dataset-fashion-mnist"
 )
 
 

@@ -98,7 +98,7 @@ def test_the_lock_dies_with_its_process(tmp_path):
 def test_metrics_cut_anywhere_are_rebuilt_on_resume(cut, reference, tiny_mnist_dir, tmp_path):
 
     config = extendable(tiny_mnist_dir, 2)
-    trainer.train_and_evaluate(config, str(tmp_path))
+    first = trainer.train_and_evaluate(config, str(tmp_path))
     path = tmp_path / "metrics.jsonl"
     data = path.read_bytes()
     first_newline = data.index(b"\n")
@@ -115,7 +115,9 @@ def test_metrics_cut_anywhere_are_rebuilt_on_resume(cut, reference, tiny_mnist_d
         path.write_bytes(data[:keep])
         read_rows(path)  # readers skip a cut last line
     config.num_epochs = 3
-    trainer.train_and_evaluate(config, str(tmp_path))
+    rerun = trainer.train_and_evaluate(config, str(tmp_path))
+    assert rerun.resumed_from == first.step  # rows rebuilt from the checkpoint, not retrained
+    assert rerun.steps_trained == rerun.step - first.step
     assert rows_without_timing(tmp_path) == rows_without_timing(reference)
 
 
@@ -242,7 +244,7 @@ def _can_mount_tmpfs() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs root and unshare -m to mount a tmpfs")
+@pytest.mark.requires(_can_mount_tmpfs(), "needs root and unshare -m to mount a tmpfs")
 def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_good_checkpoint(
     tiny_mnist_dir, tmp_path
 ):

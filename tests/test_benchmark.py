@@ -40,6 +40,20 @@ def test_importing_the_script_next_to_the_train_cli_defines_no_flags():
     assert result.returncode == 0, result.stderr[-1000:]
 
 
+def test_compile_counter_counts_each_new_compilation_and_no_cached_call():
+    """The no-recompile check below is only as good as this counter."""
+    import jax
+
+    x = np.arange(7, dtype=np.float32)  # a shape no other test compiles for
+    first, second = jax.jit(lambda v: v * 3.0 + 1.0), jax.jit(lambda v: v.sum() - 2.0)
+    with machine.count_compiles() as compiles:
+        first(x), second(x)
+    assert compiles["compiles"] == 2
+    with machine.count_compiles() as again:
+        first(x), second(x), first(x + 1)
+    assert again["compiles"] == 0
+
+
 def test_measure_steps_times_the_compiled_step_without_recompiling(tiny_config):
     result = step_timing.measure_steps(tiny_config, steps=5, warmup=2)
     assert result["compile_s"] > 0 and result["pipelined_s"] > 0

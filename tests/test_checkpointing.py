@@ -93,7 +93,10 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tiny_config, tmp_p
         pytest.raises(trainer.Preempted, match="stopped at step 9"),
     ):
         trainer.train_and_evaluate(tiny_config, str(tmp_path / "resumed"))
-    resumed = trainer.train_and_evaluate(tiny_config, str(tmp_path / "resumed")).test  # mid-epoch
+    rerun = trainer.train_and_evaluate(tiny_config, str(tmp_path / "resumed"))  # mid-epoch
+    # It resumed: started from the step-9 checkpoint and trained only the 15 steps after it.
+    assert (rerun.resumed_from, rerun.steps_trained, rerun.step) == (9, 15, 24)
+    resumed = rerun.test
     assert resumed == full
     assert _without_timing(tmp_path / "resumed") == _without_timing(tmp_path / "full")
     full_params = jax.tree.leaves(load_run(str(tmp_path / "full"), "latest").state)
@@ -196,7 +199,12 @@ def test_sigterm_saves_and_a_rerun_resumes(tiny_mnist_dir, tmp_path):
 
 
 def test_evaluate_reports_per_class_accuracy_and_confusion(tiny_config, tmp_path):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    trained = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    # The reference, by hand from the final state's own predictions: rows are true classes.
+    labels = trained.run.dataset.test_labels
+    expected = np.zeros((10, 10), int)
+    for label, predicted in zip(labels, trained.test_predictions):
+        expected[label, predicted] += 1
     result = subprocess.run(
         [
             sys.executable,
@@ -215,10 +223,12 @@ def test_evaluate_reports_per_class_accuracy_and_confusion(tiny_config, tmp_path
     import json
 
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    confusion = np.array(report["confusion_matrix"])
-    assert confusion.shape == (10, 10) and confusion.sum() == 256
-    assert report["accuracy"] == pytest.approx(np.trace(confusion) / 256)
+    np.testing.assert_array_equal(report["confusion_matrix"], expected)
+    assert report["accuracy"] == pytest.approx(np.trace(expected) / 256)
     assert set(report["per_class_accuracy"]) == {str(d) for d in range(10)}
+    for d in range(10):
+        hits, count = expected[d, d], (labels == d).sum()
+        assert report["per_class_accuracy"][str(d)] == pytest.approx(hits / count, abs=5e-5)
     assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] == report["accuracy"]
 
 

@@ -57,15 +57,17 @@ def test_bn_augmented_run_learns_and_checkpoints_batch_statistics(aug_config, tm
 
 
 def test_round_trip_keeps_batch_statistics_exactly(aug_config, tmp_path):
-    trainer.train_and_evaluate(aug_config, str(tmp_path))
-    saved = load_run(str(tmp_path), "latest").state
+    trained = trainer.train_and_evaluate(aug_config, str(tmp_path)).state  # in memory, at the end
+    stats = jax.tree.leaves(trained.batch_stats)
+    assert stats and all(np.abs(np.asarray(s)).max() > 0 for s in stats)  # not their zero init
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), saved
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), trained
     )
     with checkpointing.Checkpoints(str(tmp_path / "checkpoints"), keep=2) as ckpts:
         restored, _ = ckpts.restore(ckpts.steps()[-1], abstract)
-    jax.tree.map(np.testing.assert_array_equal, restored, saved)
+    jax.tree.map(np.testing.assert_array_equal, restored, trained)
+    assert int(restored.step) == int(trained.step)
 
 
 def test_augmented_resume_is_bit_identical(aug_config, tmp_path):
@@ -77,7 +79,10 @@ def test_augmented_resume_is_bit_identical(aug_config, tmp_path):
     for p in ckpt_dir.iterdir():
         if p.name.isdigit() and int(p.name) != first_epoch_step:
             p.rename(tmp_path / f"set_aside_{p.name}")
-    resumed = trainer.train_and_evaluate(aug_config, str(tmp_path / "resumed")).test
+    rerun = trainer.train_and_evaluate(aug_config, str(tmp_path / "resumed"))
+    assert rerun.resumed_from == first_epoch_step  # it resumed, and trained only the rest
+    assert rerun.steps_trained == rerun.step - first_epoch_step > 0
+    resumed = rerun.test
     assert resumed == full
     a = load_run(str(tmp_path / "full"), "latest").state
     b = load_run(str(tmp_path / "resumed"), "latest").state

@@ -3,7 +3,6 @@
 import dataclasses
 import gzip
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -14,16 +13,13 @@ from lenet_jax.errors import UserError
 
 
 @requires_fashion
-def test_fashion_mnist_loads_fast_from_debian_files():
-    started = time.perf_counter()
-    ds = data.load_dataset("fashion_mnist")
-    seconds = time.perf_counter() - started
+def test_fashion_mnist_loads_from_debian_files():
+    ds = data.load_dataset("fashion_mnist")  # its speed: scripts/data_load_bench.py
     assert ds.train_images.shape == (60_000, 28, 28, 1) and ds.train_images.dtype == np.uint8
     assert ds.test_images.shape == (10_000, 28, 28, 1)
     assert ds.train_labels.dtype == np.int32
     np.testing.assert_array_equal(np.bincount(ds.test_labels), [1000] * 10)
     assert ds.class_names[0] == "T-shirt/top" and ds.num_classes == 10
-    assert seconds < 3.0, f"loading took {seconds:.1f} s"
 
 
 @requires_fashion

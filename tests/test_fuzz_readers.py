@@ -7,12 +7,13 @@ import gzip
 import pathlib
 import shutil
 import tempfile
+import zlib
 
 import jax
 import numpy as np
 import optax
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from lenet_jax.data import idx, image_folder
@@ -55,16 +56,25 @@ def test_idx_reader_returns_an_array_or_one_user_error(tmp_path, data, gz):
     assert array.dtype == np.uint8 and array.size == len(data) - 4 - 4 * array.ndim
 
 
+def _is_whole_gzip(blob: bytes) -> bool:
+    try:
+        gzip.decompress(blob)
+    except (OSError, EOFError, ValueError, zlib.error):
+        return False
+    return True
+
+
 @FUZZ
 @given(data=st.binary(max_size=300))
 @example(data=b"\x08\x00\x00\x00\x00\x00\x00\x03garbage!!")  # zlib.error: invalid block type
 def test_a_gz_that_is_not_gzip_inside_is_one_user_error(tmp_path, data):
+    blob = b"\x1f\x8b" + data  # the magic, then anything
+    assume(not _is_whole_gzip(blob))  # a valid empty member is possible, if unlikely
     path = tmp_path / "f.gz"
-    path.write_bytes(b"\x1f\x8b" + data)  # the magic, then anything
-    try:
+    path.write_bytes(blob)
+    with pytest.raises(UserError, match=r"f\.gz: not a readable gzip file") as raised:
         idx.read_verified(str(path), raw_sha256=None, gz_sha256=None)
-    except UserError as e:
-        assert "f.gz" in str(e)
+    assert "\n" not in str(raised.value)
 
 
 def test_an_absurd_declared_size_allocates_nothing(tmp_path):

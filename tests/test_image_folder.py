@@ -216,7 +216,7 @@ def _extract_cifar_test_split(archive: Path, destination: Path) -> None:
         tar.extractall(destination, members=members, filter="data")
 
 
-@pytest.mark.skipif(not CIFAR_ARCHIVE.is_file(), reason=f"{CIFAR_ARCHIVE} is not present")
+@pytest.mark.requires(CIFAR_ARCHIVE.is_file(), f"{CIFAR_ARCHIVE} is not present")
 def test_cifar10_jpeg_test_split(tmp_path):
     root = tmp_path / "cifar10-jpeg"
     _extract_cifar_test_split(CIFAR_ARCHIVE, root)

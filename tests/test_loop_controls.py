@@ -90,6 +90,7 @@ def test_time_budget_exits_0_saves_and_a_larger_budget_resumes_bit_identically(
         train_and_evaluate(tiny_config, str(tmp_path / "budget"))
     tiny_config.max_train_seconds = 600.0
     resumed = train_and_evaluate(tiny_config, str(tmp_path / "budget"))
+    assert resumed.resumed_from == 1 and resumed.steps_trained == resumed.step - 1
     tiny_config.max_train_seconds = 0.0
     whole = train_and_evaluate(tiny_config, str(tmp_path / "whole"))
     chex.assert_trees_all_equal(resumed.state, whole.state)

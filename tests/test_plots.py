@@ -107,4 +107,8 @@ def test_write_run_plots_without_metrics_still_writes_all(tmp_path, tiny_mnist_d
     tiny_config.model.name = "lenet_d2l"
     built = build_run(tiny_config, dataset=dataset)
     paths = plots.write_run_plots(str(tmp_path), Snapshot(built, built.init_state(), 0))
-    assert all(assert_png(p, min_size=(200, 100)) for p in paths.values())
+    assert not (tmp_path / "metrics.jsonl").exists()
+    assert sorted(paths) == ["confusion", "curves", "misclassified"]
+    for name, path in paths.items():
+        assert path == str(tmp_path / "plots" / f"{name}.png")
+        assert_png(path, min_size=(200, 100))

@@ -61,9 +61,20 @@ def test_cross_entropy_matches_hand_computation():
 
 
 def test_label_smoothing_moves_mass_to_other_classes():
-    logits = jnp.array([[0.0, 0.0]])
-    # Uniform logits: loss is log(2) whatever the smoothing.
-    np.testing.assert_allclose(metrics.cross_entropy(logits, jnp.array([1]), 0.2), np.log(2), 1e-6)
+    # Hand-computed: with smoothing s over K classes the target puts 1 - s + s/K on the label
+    # and s/K on each other class, so the loss is -sum(target * log_softmax(logits)).
+    logits = jnp.array([[2.0, 0.5, -1.0], [0.0, 3.0, 1.0]])
+    labels = jnp.array([0, 2])
+    log_p = np.log(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True))
+    s, k = 0.3, 3
+    targets = np.full((2, 3), s / k)
+    targets[[0, 1], [0, 2]] += 1 - s
+    expected = -(targets * log_p).sum(-1)
+    got = metrics.cross_entropy(logits, labels, s)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # Smoothing raises the loss of a confident right answer and lowers a confident wrong one's.
+    plain = metrics.cross_entropy(logits, labels)
+    assert got[0] > plain[0] and got[1] < plain[1]
 
 
 def test_correct_counts_argmax_hits():

@@ -287,6 +287,7 @@ def test_streamed_training_equals_in_memory_and_resumes_bit_identically(
     ):
         train_and_evaluate(streaming_config(root, 3, max_in_memory_mb=tiny), resumed_dir)
     resumed = train_and_evaluate(streaming_config(root, 3, max_in_memory_mb=tiny), resumed_dir)
+    assert resumed.resumed_from == 5 and resumed.steps_trained == resumed.step - 5
     for other in (streamed, resumed):
         for a, b in zip(jax.tree.leaves(held.state.params), jax.tree.leaves(other.state.params)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

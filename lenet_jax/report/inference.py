@@ -84,7 +84,7 @@ def predict_images(snapshot: Snapshot, images: np.ndarray) -> np.ndarray:
     """Logits for uint8 NHWC `images` on this process's default device, in fixed-size padded
     batches (one compilation), whatever strategy trained the run: (examples, classes), or a
     population's (N, examples, classes)."""
-    predict = jax.jit(snapshot.run.predict_step())
+    predict = snapshot.run.strategy.jit(snapshot.run.predict_step())
     size = min(PREDICT_BATCH, len(images)) or 1
     dummy_labels = np.zeros(len(images), np.int32)
     placed = batches.eval_batches(

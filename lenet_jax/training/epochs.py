@@ -132,7 +132,8 @@ class ScannedEpoch:
 
     def __init__(self, run: Run, profiler: StepProfiler):
         self.run, self.profiler = run, profiler
-        self.train_epoch = jax.jit(steps.make_scan_epoch(run.train_step()), donate_argnums=0)
+        scan_epoch = steps.make_scan_epoch(run.train_step())
+        self.train_epoch = run.strategy.jit(scan_epoch, donate_argnums=0)
         dataset = run.dataset
         self.device_data = run.strategy.place_dataset(dataset.train_images, dataset.train_labels)
         self.compiled = False

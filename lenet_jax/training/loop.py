@@ -71,6 +71,8 @@ class TrainResult(Snapshot):
     test_predictions: np.ndarray | None = None
     stop_reason: str = ""  # why the run ended before config.num_epochs (early stopping)
     test_ema: dict = dataclasses.field(default_factory=dict)  # the EMA's final test metrics
+    resumed_from: int = 0  # the checkpoint's step this process started from (0: fresh)
+    steps_trained: int = 0  # the train steps this process ran (the rest were restored)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
@@ -120,6 +122,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         test_predictions=loop.test_predictions,
         stop_reason=loop.stop_reason,
         test_ema=loop.test_ema,
+        resumed_from=start.step,
+        steps_trained=loop.steps_trained,
     )
 
 
@@ -187,6 +191,7 @@ class Loop:
         # rebuilt on resume whatever happened to it (cut short, deleted).
         self.history = writer.rows()
         self.step = 0
+        self.steps_trained = 0  # counted from the epochs' results, not from the step numbers
         self.stop_reason = ""
         self.rows: dict = {}  # the latest epoch's rows, by split
         self.test_ema: dict = {}  # the latest evaluation of the EMA parameters, where kept
@@ -219,6 +224,7 @@ class Loop:
             first = self.step - epoch * per_epoch
             result = self.runner.run_epoch(state, epoch, first)
             state, self.step = result.state, self.step + len(result.sums)
+            self.steps_trained += len(result.sums)
             totals = totals.merge(result.sums)
             stopping = self.guard.agreed_stop()
             if self.step < (epoch + 1) * per_epoch:  # stopped within the epoch

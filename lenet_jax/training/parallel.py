@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from lenet_jax.errors import UserError
+from lenet_jax.training import compile_options
 
 AXIS = "data"  # the mesh axis name, and the pmap axis name unless the model names its own
 
@@ -51,6 +52,8 @@ class Strategy:
     axis_name: str | None = None  # set where the step must average over devices itself
     # Whether a whole split can live on the device for the scanned epoch (`place_dataset`).
     holds_dataset: bool = True
+    # XLA options every step is compiled with (`compile_options.for_backend`).
+    compiler_options: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_devices(self) -> int:
@@ -81,12 +84,16 @@ class Strategy:
     def place_batch(self, *arrays: np.ndarray):
         return tuple(jnp.asarray(a) for a in arrays)
 
+    def jit(self, fn: Callable, **kwargs) -> Callable:
+        """`jax.jit` with the strategy's compile options: for any program a run compiles."""
+        return compile_options.jit(fn, self.compiler_options, **kwargs)
+
     def compile_train(self, step: Callable) -> Callable:
-        return jax.jit(step, donate_argnums=0)
+        return self.jit(step, donate_argnums=0)
 
     def compile_eval(self, step: Callable) -> Callable:
         """`eval(state, images, labels, mask) -> (global sums, this batch's predictions)`."""
-        return jax.jit(step)
+        return self.jit(step)
 
 
 @dataclasses.dataclass
@@ -122,8 +129,12 @@ class Pmap(Strategy):
         )
 
     def compile_train(self, step: Callable) -> Callable:
-        compiled = jax.pmap(
-            step, axis_name=self.axis_name, in_axes=(0, 0, 0, None), donate_argnums=0
+        compiled = compile_options.pmap(
+            step,
+            self.compiler_options,
+            axis_name=self.axis_name,
+            in_axes=(0, 0, 0, None),
+            donate_argnums=0,
         )
 
         def train_step(state, images, labels, key):
@@ -139,7 +150,7 @@ class Pmap(Strategy):
             sums, predictions = step(*args)
             return jax.lax.psum(sums, axis), predictions
 
-        summed = jax.pmap(summed_step, axis_name=axis)
+        summed = compile_options.pmap(summed_step, self.compiler_options, axis_name=axis)
 
         def eval_step(*args):
             sums, predictions = summed(*args)
@@ -181,19 +192,22 @@ class Sharded(Strategy):
 
     def compile_train(self, step: Callable) -> Callable:
         replicated = self.state_sharding()
-        return jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=0)
+        return self.jit(step, out_shardings=(replicated, replicated), donate_argnums=0)
 
     def compile_eval(self, step: Callable) -> Callable:
         replicated = self.state_sharding()
-        return jax.jit(step, out_shardings=(replicated, replicated))
+        return self.jit(step, out_shardings=(replicated, replicated))
 
 
 STRATEGIES: dict[str, type[Strategy]] = {"single": Strategy, "pmap": Pmap, "sharded": Sharded}
 PARALLELISM = ("auto", *STRATEGIES)  # what config.parallelism accepts
 
 
-def create(parallelism: str, model_axes: tuple[str, ...] = ()) -> Strategy:
-    """The strategy `parallelism` names; under pmap, the model's collective axis names it.
+def create(
+    parallelism: str, model_axes: tuple[str, ...] = (), *, compiler_options: dict | None = None
+) -> Strategy:
+    """The strategy `parallelism` names, compiling with `compiler_options`; under pmap, the
+    model's collective axis names it.
 
     A model whose BatchNorm averages over `axis_name="batch"` (flax's imagenet example)
     then averages over the devices, as it was written to; single and sharded bind that
@@ -205,11 +219,12 @@ def create(parallelism: str, model_axes: tuple[str, ...] = ()) -> Strategy:
             f"config.parallelism={parallelism!r} runs on one device, but this run has "
             f"{jax.process_count()} processes; use 'sharded' or 'pmap'"
         )
+    options = dict(compiler_options or {})
     if name != "pmap":
-        return STRATEGIES[name]()
+        return STRATEGIES[name](compiler_options=options)
     if len(model_axes) > 1:
         raise UserError(
             f"config.parallelism='pmap': the model averages over several axes {list(model_axes)}; "
             "pmap has one; use parallelism=sharded"
         )
-    return Pmap(axis_name=model_axes[0] if model_axes else AXIS)
+    return Pmap(axis_name=model_axes[0] if model_axes else AXIS, compiler_options=options)

@@ -22,6 +22,7 @@ from lenet_jax.errors import UserError
 from lenet_jax.models import Model, build_model
 from lenet_jax.training import (
     augment,
+    compile_options,
     distributed,
     parallel,
     param_groups,
@@ -46,10 +47,11 @@ def log(*args) -> None:
 RUN_ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
-def run_once(fn, *args):
-    """`jax.jit(fn)(*args)`, compiled for a single call (`RUN_ONCE_COMPILER_OPTIONS`)."""
-    compiled = jax.jit(fn).lower(*args).compile(compiler_options=RUN_ONCE_COMPILER_OPTIONS)
-    return compiled(*args)
+def run_once(fn, *args, options: dict | None = None):
+    """`jax.jit(fn)(*args)`, compiled for a single call (`RUN_ONCE_COMPILER_OPTIONS`, over
+    the run's own `options`)."""
+    options = {**(options or {}), **RUN_ONCE_COMPILER_OPTIONS}
+    return jax.jit(fn).lower(*args).compile(compiler_options=options)(*args)
 
 
 def make_keys(seed: int, num_replicas: int = 1, *, own_data: bool = False) -> dict[str, jax.Array]:
@@ -132,14 +134,19 @@ class Run:
         (and compiled) on its own, which costs seconds; compiled, it is one program that
         the persistent compilation cache keeps.
         """
-        return run_once(self._create_state, self.keys["init"], self.init_images())
+        return run_once(
+            self._create_state,
+            self.keys["init"],
+            self.init_images(),
+            options=self.strategy.compiler_options,
+        )
 
     def state_from(self, params, batch_stats) -> TrainState:
         """Step 0 at given parameters (a warm start): fresh optimizer state and EMA."""
         create = lambda p, b: state_from(p, b, self.tx, ema=self.has_ema)  # noqa: E731
         if self.num_replicas > 1:
             create = jax.vmap(create, out_axes=replicas.STATE_AXES)
-        return run_once(create, params, batch_stats)
+        return run_once(create, params, batch_stats, options=self.strategy.compiler_options)
 
     def abstract_state(self, sharding=None) -> TrainState:
         """The state's shapes (nothing computed), placed as `sharding` says (default: the
@@ -299,7 +306,11 @@ def build_run(
             "config.replica_data_order=True gathers a batch per replica, but the train split "
             "is streamed (larger than config.max_in_memory_mb); use the shared data order"
         )
-    strategy = parallel.create(parallelism or config.parallelism, model.axis_names)
+    strategy = parallel.create(
+        parallelism or config.parallelism,
+        model.axis_names,
+        compiler_options=compile_options.for_backend(config.cpu_compiler_options),
+    )
     if parallelism is None:
         strategy.check_batch(config.batch_size, "batch_size")
         strategy.check_batch(config.eval_batch_size, "eval_batch_size")

@@ -1,0 +1,105 @@
+"""The XLA options the run's steps are compiled with: on the CPU backend, which library runs
+convolutions and reductions (`config.cpu_compiler_options`).
+
+jaxlib 0.12's XLA:CPU hands convolutions and reductions to YNNPACK by default, and both
+are slower there than XLA's own emitters on the CPUs measured (the README's Performance
+section has the figures). The options are set per jit (`compiler_options=`), not through
+`XLA_FLAGS`: a user's own flags still apply, other backends are untouched, and an option
+this jaxlib does not know is dropped with one warning instead of aborting the process, as
+an unknown name in `XLA_FLAGS` does.
+
+  auto         the measured best for the installed jaxlib on CPU (`AUTO_CPU_OPTIONS`)
+  xla_default  XLA's own defaults
+  {...}        a JSON object of XLA debug options, e.g.
+               '{"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}'
+"""
+
+import functools
+import importlib.metadata
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+
+from lenet_jax.errors import UserError
+
+YNN_FUSION_TYPE = "xla_cpu_experimental_ynn_fusion_type"
+# YNNPACK keeps the dots, where it is fast; XLA's emitters take convolutions and reductions.
+AUTO_CPU_OPTIONS = {YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+NAMED_CHOICES = {"auto": AUTO_CPU_OPTIONS, "xla_default": {}}
+FIELD = "cpu_compiler_options"
+
+
+def parse(choice: str) -> dict:
+    """The options `choice` names (a name of `NAMED_CHOICES` or a JSON object), on any
+    backend; a one-line error naming the field otherwise."""
+    if choice in NAMED_CHOICES:
+        return dict(NAMED_CHOICES[choice])
+    try:
+        options = json.loads(choice)
+    except (TypeError, ValueError):
+        options = None
+    if not isinstance(options, dict) or not all(
+        isinstance(v, str | bool | int | float) for v in options.values()
+    ):
+        raise UserError(
+            f"config.{FIELD}={choice!r} is not allowed; expected {list(NAMED_CHOICES)} or a "
+            'JSON object of XLA options such as \'{"xla_cpu_enable_fast_math": false}\''
+        )
+    return options
+
+
+def for_backend(choice: str, backend: str | None = None) -> dict:
+    """The options to compile with on `backend` (default: JAX's): `choice`'s on CPU, less
+    those the user's `XLA_FLAGS` already set and those this jaxlib does not know; none on
+    other backends."""
+    options = parse(choice)
+    if (backend or jax.default_backend()) != "cpu":
+        return {}
+    user_flags = os.environ.get("XLA_FLAGS", "")
+    options = {k: v for k, v in options.items() if f"--{k}=" not in user_flags}
+    return {k: v for k, v in options.items() if _known(k, v)}
+
+
+@functools.cache
+def _known(name: str, value) -> bool:
+    """Whether this jaxlib accepts `name=value` (a trivial program compiled with it, once per
+    process); warns once when it does not."""
+    probe = jax.jit(lambda x: x + 1).lower(jnp.zeros((), jnp.float32))
+    try:
+        probe.compile(compiler_options={name: value})
+    except Exception as e:  # XLA says INVALID_ARGUMENT for an unknown name or value
+        reason = (str(e).strip().splitlines() or [""])[0]
+        print(
+            f"warning: config.{FIELD}: jaxlib {importlib.metadata.version('jaxlib')} does not "
+            f"accept {name}={value!r} ({reason}); compiling with XLA's default for it",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    return True
+
+
+def jit(fn, options: dict, **kwargs):
+    """`jax.jit(fn, **kwargs)` compiled with `options`."""
+    return jax.jit(fn, compiler_options=options or None, **kwargs)
+
+
+def pmap(fn, options: dict, **kwargs):
+    """`jax.pmap(fn, **kwargs)` compiled with `options`: pmap takes no compile options, so
+    each new argument signature is lowered and compiled ahead of time with them."""
+    mapped = jax.pmap(fn, **kwargs)
+    if not options:
+        return mapped
+    compiled = {}
+
+    def call(*args):
+        leaves, tree = jax.tree.flatten(args)
+        signature = (tree, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
+        if signature not in compiled:
+            compiled[signature] = mapped.lower(*args).compile(compiler_options=options)
+        return compiled[signature](*args)
+
+    return call
