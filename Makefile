@@ -1,5 +1,5 @@
 # The README's two commands. Each sets itself up (idempotent, fast when already done).
-.PHONY: train test lint test-py311
+.PHONY: train test lint test-py311 mutate
 
 train:
 	@scripts/setup.sh
@@ -19,3 +19,9 @@ PY311_TESTS = tests/test_steps.py tests/test_models.py tests/test_metrics.py \
 test-py311:
 	@PYTHON_VERSION=3.11 VENV=.venv-py311 scripts/setup.sh dev
 	.venv-py311/bin/python -m pytest -q -n auto --dist worksteal $(PY311_TESTS)
+
+# Mutation testing (scripts/mutate.py): how many small deliberate bugs the tests catch.
+# e.g. make mutate MUTATE_ARGS="--modules metrics --max-per-module 10"
+mutate:
+	@scripts/setup.sh dev
+	.venv/bin/python scripts/mutate.py $(MUTATE_ARGS)

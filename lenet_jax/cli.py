@@ -8,12 +8,17 @@ fields exist.
 import contextlib
 import difflib
 import os
+import re
 import sys
 
 from lenet_jax.errors import UserError, one_line
 
 EXIT_USER_ERROR = 2
 OPEN_SECTION = "model"  # the one part of a config a fork may extend (config.lock)
+# `--config.model.<field>=None` clears a stock field for a fork that lacks it. absl parses
+# an override by the field's type (a bool refuses "None"), so these are taken out of the
+# arguments before parsing and applied after.
+_CLEARED_MODEL_FIELDS: list[str] = []
 
 
 @contextlib.contextmanager
@@ -67,6 +72,8 @@ def config_or_error(config_flag):
     except OSError as e:
         raise UserError(f"--config: {one_line(str(e))}") from None
     original = load_config_file(config_flags.get_config_filename(config_flag))
+    for field in _CLEARED_MODEL_FIELDS:
+        config.model[field] = None  # not passed to the model, which keeps its own default
     for path in sorted(_paths(config) - _paths(original)):
         if path.split(".")[0] != OPEN_SECTION:
             raise UserError(_unknown_field(path, original))
@@ -104,8 +111,15 @@ def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with config-override mistakes turned into one line and exit 2."""
     from absl import flags
 
+    kept = []
+    for arg in argv:
+        match = re.fullmatch(rf"--config\.{OPEN_SECTION}\.(\w+)=None", arg)
+        if match:
+            _CLEARED_MODEL_FIELDS.append(match.group(1))
+        else:
+            kept.append(arg)
     try:
-        return flags.FLAGS(argv)
+        return flags.FLAGS(kept)
     except KeyError as e:
         detail = one_line(str(e.args[0]) if e.args else str(e))
         print(f"error: unknown config field {detail}", file=sys.stderr, flush=True)

@@ -46,6 +46,9 @@ def aug_config(colour_folder):
 
 
 def test_bn_augmented_run_learns_and_checkpoints_batch_statistics(aug_config, tmp_path):
+    # The recipe's one-cycle peak (0.1) is for 50,000 images; 27 steps on 144 need less to
+    # learn at every seed (at 0.1 some seeds end at chance).
+    aug_config.optimizer.learning_rate = 0.01
     test = trainer.train_and_evaluate(aug_config, str(tmp_path)).test
     run = load_run(str(tmp_path), "latest")
     assert run.dataset.class_names == CLASSES
@@ -53,7 +56,7 @@ def test_bn_augmented_run_learns_and_checkpoints_batch_statistics(aug_config, tm
     assert set(stats) == {"BatchNorm_0", "BatchNorm_1"}
     means = np.asarray(stats["BatchNorm_0"]["mean"])
     assert means.shape == (32,) and np.abs(means).max() > 0  # updated from their zero init
-    assert test["accuracy"] > 1 / 3  # above chance on the colour task
+    assert test["accuracy"] >= 0.9  # chance is 1/3; the dominant colour is easy to learn
 
 
 def test_round_trip_keeps_batch_statistics_exactly(aug_config, tmp_path):

@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 
+import chex
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, tiny_train_command
+from conftest import REPO, requires_fashion, sigterm_as_epoch_starts, tiny_train_command
 
+from lenet_jax.config import load_config_file
 from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.report.inference import load_run
+from lenet_jax.testing import check_model
 from lenet_jax.training import loop as trainer
 from lenet_jax.training.metrics_log import read_rows
 
@@ -63,15 +66,101 @@ def test_fork_models_train_unchanged_and_evaluate(model, tiny_config, tmp_path):
     _check_trained_and_evaluated(tmp_path, model)
 
 
-def _check_trained_and_evaluated(workdir, model: str, epochs: int = 2) -> None:
+def _check_trained_and_evaluated(
+    workdir, model: str, epochs: int = 2, test_examples: int = 256
+) -> None:
     rows = read_rows(workdir / "metrics.jsonl")
     expected = [(epoch, split) for epoch in range(1, epochs + 1) for split in ("train", "test")]
     assert [(r["epoch"], r["split"]) for r in rows] == expected
     assert all(np.isfinite(r["loss"]) for r in rows)
     assert json.loads((workdir / "config.json").read_text())["model"]["name"] == model
-    report = evaluate_workdir(str(workdir), "latest")
+    report = evaluate_workdir(str(workdir), "latest", num_examples=test_examples)
     assert report["accuracy"] == rows[-1]["accuracy"] and report["step"] == rows[-1]["step"]
-    assert np.array(report["confusion_matrix"]).sum() == 256
+    assert np.array(report["confusion_matrix"]).sum() == test_examples
+
+
+# Models written the ways flax's current NNX examples and big_vision write them.
+
+NNX_IDIOMS = [
+    "fork_models.nnx_idioms:CallRngsCNN",  # Dropout without rngs; rngs required at the call
+    "fork_models.nnx_idioms:OptionalRngsCNN",  # rngs=None at the call; rngs positional
+    "fork_models.nnx_idioms:ModeSwitchBN",  # no mode argument: train()/eval(), BatchNorm
+    "fork_models.nnx_idioms:sequential_cnn",  # a function returning nnx.Sequential
+]
+KWARGS_FACTORY = "fork_models.kwargs_factory:Model"  # big_vision's `Model(..., **kw)`
+
+
+@pytest.mark.parametrize(
+    "model, fields",
+    [(name, {}) for name in NNX_IDIOMS]
+    + [
+        (KWARGS_FACTORY, {"variant": "m"}),
+        ("fork_models.partial_bn:ResNetish2", {}),
+        ("fork_models.nnx_model:NnxCNN", {}),
+        ("fork_models.tuple_output:TinyViTish", {}),
+    ],
+)
+def test_fork_models_meet_the_contract_by_the_kit(model, fields):
+    report = check_model(model, fields=fields)
+    assert report.losses[-1] < report.losses[0]
+    if model.endswith(("ModeSwitchBN", "ResNetish2", "NnxCNN")):
+        assert report.has_batch_stats
+
+
+def _fashion_smoke(model: str, tmp_path):
+    """The stock `configs/fashion.py:smoke` as it is (its model fields included), one epoch
+    of half its examples."""
+    config = load_config_file(str(REPO / "configs" / "fashion.py:smoke"))
+    config.model.name = model
+    config.num_epochs, config.num_train_examples = 1, 1024
+    config.parallelism = "single"
+    return config
+
+
+@requires_fashion
+@pytest.mark.parametrize("model", NNX_IDIOMS)
+def test_nnx_idioms_train_with_the_stock_config_and_evaluate(model, tmp_path):
+    trainer.train_and_evaluate(_fashion_smoke(model, tmp_path), str(tmp_path))
+    _check_trained_and_evaluated(tmp_path, model, epochs=1, test_examples=1000)
+
+
+@requires_fashion
+def test_a_kwargs_factory_gets_only_the_fields_it_takes_through_the_cli(tmp_path):
+    """fashion.py's `features` and `batch_norm` are dropped with a warning (the factory's
+    own class has neither); `variant` and `dropout` reach it; `--config.model.X=None`
+    clears a stock field."""
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    command = [
+        os.sys.executable, "-m", "lenet_jax.train", "--config=configs/fashion.py:smoke",
+        f"--workdir={tmp_path}", f"--config.model.name={KWARGS_FACTORY}",
+        "--config.model.variant=m", "--config.model.dropout=0.1",
+        "--config.model.batch_norm=None", "--config.num_epochs=1",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: config.model.features=(6, 32) is not a field of {KWARGS_FACTORY!r}; not "
+        "passed to it (--config.model.features=None clears it)"
+    ]
+    params = load_run(str(tmp_path), "latest").state.params
+    assert params["Conv_1"]["kernel"].shape == (3, 3, 16, 16)  # variant "m": width 16, depth 2
+    _check_trained_and_evaluated(tmp_path, KWARGS_FACTORY, epochs=1, test_examples=1000)
+
+
+def test_an_nnx_model_with_dropout_resumes_bit_identically(tiny_config, tmp_path, monkeypatch):
+    tiny_config.model.name = "fork_models.nnx_idioms:CallRngsCNN"
+    tiny_config.num_epochs = 2
+    full = trainer.train_and_evaluate(tiny_config, str(tmp_path / "full"))
+    with (
+        sigterm_as_epoch_starts(monkeypatch, 1),
+        pytest.raises(trainer.Preempted, match="stopped at step 9"),
+    ):
+        trainer.train_and_evaluate(tiny_config, str(tmp_path / "resumed"))
+    resumed = trainer.train_and_evaluate(tiny_config, str(tmp_path / "resumed"))
+    assert (resumed.resumed_from, resumed.steps_trained) == (9, 7)
+    chex.assert_trees_all_equal(resumed.state, full.state)
+    assert resumed.test == full.test
 
 
 def test_a_batchnorm_over_a_named_axis_agrees_under_single_pmap_and_sharded(tiny_config, tmp_path):
@@ -103,6 +192,13 @@ def test_a_batchnorm_over_a_named_axis_agrees_under_single_pmap_and_sharded(tiny
             "fork_models.bare:Broken",
             [],
             "model 'fork_models.bare:Broken' failed at its train-mode call: TypeError",
+        ),
+        (
+            "fork_models.nnx_idioms:NoRngsAnywhere",
+            [],
+            "failed at its train-mode call: ValueError: `deterministic` is False, but no "
+            "`rngs` argument was provided to Dropout; the contract gives RNG streams to an "
+            "`rngs` argument of __call__",
         ),
         (
             "fork_models.field_mode:FieldModeLeNet",

@@ -102,6 +102,7 @@ class ConvGroup(nn.Module):
     batchnorm_momentum: float  # Airbench's, in flax's convention
     dtype: Any = jnp.float32
     conv_impl: str = "auto"  # a name from lenet_jax.ops.conv.CONV_IMPLS
+    batch_axis: str | None = None  # the axis its BatchNorm statistics average over
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -117,9 +118,10 @@ class ConvGroup(nn.Module):
             )(x)
             if i == 0:
                 x = max_pool_2x2(x)
-            x = nn.BatchNorm(
-                use_running_average=not train,
+            x = layers.batch_norm(
+                train=train,
                 momentum=self.batchnorm_momentum,
+                axis_name=self.batch_axis,
                 epsilon=1e-12,
                 use_scale=False,
                 dtype=self.dtype,
@@ -140,14 +142,21 @@ class Airbench(nn.Module):
     logit_scale: float = 1 / 9
     dtype: Any = jnp.float32
     conv_impl: str = "auto"  # a name from lenet_jax.ops.conv.CONV_IMPLS
+    # Filled in by the run: the device axis the BatchNorm statistics average over under pmap.
+    batch_axis: str | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         x = nn.gelu(Whiten(self.whiten_size, dtype=self.dtype)(x), approximate=False)
         for width in self.widths:
-            x = ConvGroup(width, self.batchnorm_momentum, self.dtype, self.conv_impl)(
-                x, train=train
+            group = ConvGroup(
+                width,
+                self.batchnorm_momentum,
+                self.dtype,
+                self.conv_impl,
+                batch_axis=self.batch_axis,
             )
+            x = group(x, train=train)
         x = jnp.max(x, axis=(1, 2))  # airbench's max-pool 3 over the last 3x3 map
         logits = nn.Dense(
             self.num_classes, use_bias=False, kernel_init=TORCH_LINEAR_INIT, dtype=self.dtype

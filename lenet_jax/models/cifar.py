@@ -21,6 +21,8 @@ class CifarCNN(nn.Module):
     batch_norm: bool = False
     dtype: Any = jnp.float32  # of the activations; parameters stay float32
     conv_impl: str = "auto"  # a name from lenet_jax.ops.conv.CONV_IMPLS
+    # Filled in by the run: the device axis the BatchNorm statistics average over under pmap.
+    batch_axis: str | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -42,5 +44,7 @@ class CifarCNN(nn.Module):
             dtype=self.dtype,
         )(x)
         if self.batch_norm:
-            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+            x = layers.batch_norm(
+                train=train, momentum=0.9, axis_name=self.batch_axis, dtype=self.dtype
+            )(x)
         return layers.pool(nn.relu(x), "max")

@@ -85,6 +85,7 @@ class Model:
         self.name = name
         self._rng_streams: tuple[str, ...] = ("dropout",)  # grown by `check`
         self.axis_names: tuple[str, ...] = ()  # likewise
+        self.has_batch_stats = False  # whether it keeps statistics (BatchNorm's), likewise
 
     # What each kind implements.
 
@@ -129,6 +130,7 @@ class Model:
         params, stats = self._at("init", lambda: jax.eval_shape(self.init, key, images))
         if not jax.tree.leaves(params):
             raise ModelError(f"model {self.name!r} has no trainable parameters")
+        self.has_batch_stats = bool(jax.tree.leaves(stats))
         for train in (False, True):
             mode = "train" if train else "eval"
             logits = self._probe(
@@ -190,7 +192,14 @@ class Model:
 
     def _error(self, point: str, e: Exception) -> ModelError:
         first = (str(e).strip().splitlines() or [""])[0][:300]
-        return ModelError(f"model {self.name!r} failed at its {point}: {type(e).__name__}: {first}")
+        return ModelError(
+            f"model {self.name!r} failed at its {point}: {type(e).__name__}: {first}"
+            + self._hint(first)
+        )
+
+    def _hint(self, message: str) -> str:
+        """What the contract offers, where the failure says the module wanted something."""
+        return ""
 
 
 def as_model(model: "Model | nn.Module") -> Model:
@@ -215,10 +224,7 @@ def _bind_axis(fn: Callable, axis: str) -> Callable:
 
 def _mode_of_call(fn) -> tuple[str | None, bool]:
     """(keyword, inverted) of a `__call__`'s mode keyword, or (None, False) if it has none."""
-    try:
-        parameters = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return None, False
+    parameters = _parameters(fn)
     for name in MODE_NAMES + INVERTED_MODE_NAMES:
         if name in parameters:
             return name, name in INVERTED_MODE_NAMES
@@ -291,6 +297,7 @@ class NnxModel(Model):
             module = self._build(nnx.Rngs(0))
             self._template = self._split(module)
             self._call_kwarg, self._call_inverted = _mode_of_call(type(module).__call__)
+            self._call_rngs = _parameters(type(module).__call__).get("rngs")
         return self._template
 
     @property
@@ -321,9 +328,37 @@ class NnxModel(Model):
         kwargs = {}
         if self._call_kwarg is not None:
             kwargs[self._call_kwarg] = train != self._call_inverted
+        if self._call_rngs is not None:
+            kwargs["rngs"] = self._call_time_rngs(rngs, train)
         out = module(images, **kwargs)
         new_stats = _to_pure(nnx.split(module, nnx.Param, nnx.RngState, ...)[3])
         return out, (new_stats if train else batch_stats)
+
+
+    def _hint(self, message: str) -> str:
+        if "rngs" not in message:
+            return ""
+        return (
+            "; the contract gives RNG streams to an `rngs` argument of __call__ (an nnx.Rngs "
+            "in train mode) and reseeds the rngs a module was built with"
+        )
+
+    def _call_time_rngs(self, rngs: dict, train: bool) -> nnx.Rngs | None:
+        """What a `__call__(x, rngs=...)` gets (flax's current examples build `nnx.Dropout`
+        without rngs and pass them at the call): an `nnx.Rngs` of the step's streams, with
+        a "default" one for any other; None in eval mode where the argument is optional."""
+        if not train and self._call_rngs.default is not inspect.Parameter.empty:
+            return None
+        base = rngs["dropout"]
+        streams = {"default": stream_key(base, "default"), **rngs}
+        return nnx.Rngs(**streams)
+
+
+def _parameters(fn) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return {}
 
 
 def _is_rng_key(x) -> bool:

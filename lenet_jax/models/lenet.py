@@ -28,6 +28,8 @@ class LeNet(nn.Module):
     batch_norm: bool = False
     dtype: Any = jnp.float32  # of the activations; parameters stay float32
     conv_impl: str = "auto"  # a name from lenet_jax.ops.conv.CONV_IMPLS
+    # Filled in by the run: the device axis the BatchNorm statistics average over under pmap.
+    batch_axis: str | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -36,7 +38,9 @@ class LeNet(nn.Module):
         for features, padding in zip(self.features, (2, "VALID"), strict=True):
             x = self._conv(features, padding=padding, kernel_init=init)(x)
             if self.batch_norm:
-                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+                x = layers.batch_norm(
+                    train=train, momentum=0.9, axis_name=self.batch_axis, dtype=self.dtype
+                )(x)
             x = layers.pool(act(x), self.pooling)
         x = x.reshape((x.shape[0], -1))
         for width in self.hidden:

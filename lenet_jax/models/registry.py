@@ -43,7 +43,7 @@ _REGISTRY: dict[str, ModelFactory] = {
     "airbench": Airbench,
 }
 # Filled in by the trainer, never by the config: not passed where a module lacks them.
-_FROM_THE_RUN = ("num_classes", "dtype")
+_FROM_THE_RUN = ("num_classes", "dtype", "batch_axis")
 
 
 def register_model(name: str, factory: ModelFactory) -> None:
@@ -129,6 +129,31 @@ def _parameters(fn) -> dict[str, inspect.Parameter]:
         return {}
 
 
+def accepted_by_kwargs_factory(factory: ModelFactory, kwargs: dict, num_classes: int) -> set:
+    """The fields a factory with `**kwargs` accepts: those it names, and where it returns a
+    linen module when called with just those (big_vision's `Model(num_classes, *,
+    variant=None, **kw)` returning `_Model`), that module's fields."""
+    target = _target(factory)
+    parameters = _parameters(target.__init__ if isinstance(target, type) else target)
+    named = {
+        name
+        for name, p in parameters.items()
+        if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    } - {"self", "rngs"}
+    if is_nnx(factory):
+        return named  # building an NNX module to learn its fields would initialise it
+    probe = {k: v for k, v in kwargs.items() if k in named}
+    if "num_classes" in named:
+        probe["num_classes"] = num_classes
+    try:
+        built = factory(**probe)
+    except Exception:  # it needs more than its named fields: those, and the class count
+        return named | {"num_classes"}
+    if isinstance(built, nn.Module):
+        return named | {f.name for f in dataclasses.fields(built)} - {"parent", "name"}
+    return named
+
+
 @functools.cache
 def stock_fields() -> frozenset[str]:
     """Fields a stock config may set for a stock model: dropped, not refused, elsewhere."""
@@ -141,32 +166,41 @@ def stock_fields() -> frozenset[str]:
 
 
 def model_kwargs(
-    model_config: ml_collections.ConfigDict, factory: ModelFactory, *, num_classes: int, dtype: str
+    model_config: ml_collections.ConfigDict,
+    factory: ModelFactory,
+    *,
+    num_classes: int,
+    dtype: str,
+    batch_axis: str | None = None,
 ) -> dict:
     """The keyword arguments `factory` gets: the config's fields it declares, and the run's."""
     name = model_config.name
     # None means "the model's own default", so a preset such as cifar_cnn_dropout keeps it.
     kwargs = {k: v for k, v in model_config.to_dict().items() if k != "name" and v is not None}
     fields = declared_fields(factory)
-    if fields is not None:
-        for field in sorted(set(kwargs) - fields):
-            if field not in stock_fields():
-                raise UserError(
-                    f"unknown config field 'model.{field}': config.model.{field} is not a field "
-                    f"of {name!r}; its fields: {sorted(fields - set(_FROM_THE_RUN))}. A fork "
-                    f"adds its own by declaring it on its module (`{field}: int = ...`), then "
-                    f"sets it with --config.model.{field}=..."
-                )
-            print(
-                f"warning: config.model.{field}={kwargs[field]!r} is not a field of {name!r}; "
-                "not passed to it",
-                file=sys.stderr,
-                flush=True,
+    if fields is None:  # `**kwargs`: what it names, what it builds, and the fork's own fields
+        fields = accepted_by_kwargs_factory(factory, kwargs, num_classes)
+        fields |= set(kwargs) - stock_fields()
+    for field in sorted(set(kwargs) - fields):
+        if field not in stock_fields():
+            raise UserError(
+                f"unknown config field 'model.{field}': config.model.{field} is not a field "
+                f"of {name!r}; its fields: {sorted(fields - set(_FROM_THE_RUN))}. A fork "
+                f"adds its own by declaring it on its module (`{field}: int = ...`), then "
+                f"sets it with --config.model.{field}=..."
             )
-            del kwargs[field]
-    if fields is None or "num_classes" in fields:
+        print(
+            f"warning: config.model.{field}={kwargs[field]!r} is not a field of {name!r}; "
+            f"not passed to it (--config.model.{field}=None clears it)",
+            file=sys.stderr,
+            flush=True,
+        )
+        del kwargs[field]
+    if "num_classes" in fields:
         kwargs["num_classes"] = num_classes
-    if fields is not None and "dtype" in fields:
+    if "batch_axis" in fields and batch_axis is not None:
+        kwargs["batch_axis"] = batch_axis
+    if "dtype" in fields:
         kwargs["dtype"] = jnp.dtype(dtype)
     elif dtype != "float32":
         raise UserError(
@@ -176,15 +210,23 @@ def model_kwargs(
 
 
 def build_model(
-    model_config: ml_collections.ConfigDict, *, num_classes: int, dtype: str = "float32"
+    model_config: ml_collections.ConfigDict,
+    *,
+    num_classes: int,
+    dtype: str = "float32",
+    batch_axis: str | None = None,
 ) -> Model:
     """The model `config.model` names, behind the contract (`contract.Model`).
 
     `dtype` (the activations' dtype) goes to models with a `dtype` field; float32 needs none.
+    `batch_axis` (pmap's device axis) goes to models with a `batch_axis` field (the stock
+    ones), whose BatchNorm statistics then average over the devices.
     """
     name = model_config.name
     factory = resolve_factory(name)
-    kwargs = model_kwargs(model_config, factory, num_classes=num_classes, dtype=dtype)
+    kwargs = model_kwargs(
+        model_config, factory, num_classes=num_classes, dtype=dtype, batch_axis=batch_axis
+    )
     if is_nnx(factory):
         return NnxModel(name, lambda rngs: factory(**kwargs, rngs=rngs))
     try:

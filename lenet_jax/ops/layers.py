@@ -25,6 +25,14 @@ KERNEL_INITS = {
 }
 
 
+def batch_norm(*, train: bool, momentum: float, axis_name: str | None, **kwargs) -> nn.BatchNorm:
+    """flax's BatchNorm whose statistics average over `axis_name` where the run names one:
+    under pmap, the device axis, so they are the global batch's as under jit sharding."""
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=momentum, axis_name=axis_name, **kwargs
+    )
+
+
 def _lookup(table: dict, kind: str, name: str):
     if name not in table:
         raise ValueError(f"unknown {kind} {name!r}; known: {sorted(table)}")

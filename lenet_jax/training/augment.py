@@ -15,14 +15,25 @@ import numpy as np
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
 
+def example_keys(key: jax.Array, batch: int, axis_name: str | None = None) -> jax.Array:
+    """One key per example of a batch: `key` split `batch` ways; under pmap (`axis_name`),
+    this device's slice of `key` split over the global batch, so every example draws what
+    it would on one device and the strategies train alike."""
+    if axis_name is None:
+        return jax.random.split(key, batch)
+    devices = jax.lax.psum(1, axis_name)  # the axis size, a Python int
+    every = jax.random.split(key, batch * devices)
+    return jax.lax.dynamic_slice_in_dim(every, jax.lax.axis_index(axis_name) * batch, batch)
+
+
 def flip(images: jax.Array) -> jax.Array:
     """Mirrors every image left to right."""
     return jnp.flip(images, axis=-2)
 
 
-def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
+def random_flip(key: jax.Array, images: jax.Array, axis_name: str | None = None) -> jax.Array:
     """Mirrors each image left to right with probability 1/2."""
-    keys = jax.random.split(key, images.shape[0])
+    keys = example_keys(key, images.shape[0], axis_name)
     mirror = jax.vmap(jax.random.bernoulli)(keys)
     return jnp.where(mirror[:, None, None, None], flip(images), images)
 
@@ -45,7 +56,9 @@ def mirror_half(images: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def random_crop(key: jax.Array, images: jax.Array, padding: int = 4) -> jax.Array:
+def random_crop(
+    key: jax.Array, images: jax.Array, padding: int = 4, axis_name: str | None = None
+) -> jax.Array:
     """Reflect-pads each side by `padding`, then crops each image back to its size at random.
 
     Reflection, not zeros, so a shifted image gains no black border the test set never has.
@@ -60,11 +73,13 @@ def random_crop(key: jax.Array, images: jax.Array, padding: int = 4) -> jax.Arra
         top, left = jax.random.randint(key, (2,), 0, 2 * padding + 1)
         return jax.lax.dynamic_slice(image, (top, left, 0), (height, width, channels))
 
-    keys = jax.random.split(key, images.shape[0])
+    keys = example_keys(key, images.shape[0], axis_name)
     return jax.vmap(crop_one)(keys, padded)
 
 
-def cutout(key: jax.Array, images: jax.Array, size: int) -> jax.Array:
+def cutout(
+    key: jax.Array, images: jax.Array, size: int, axis_name: str | None = None
+) -> jax.Array:
     """Zeroes a `size`x`size` square at a random centre in each image, clipped at the borders.
 
     The centre may lie anywhere in the image (DeVries & Taylor, 2017), so squares near an
@@ -81,7 +96,7 @@ def cutout(key: jax.Array, images: jax.Array, size: int) -> jax.Array:
         cols = jnp.arange(width)[None, :]
         return (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
 
-    keys = jax.random.split(key, images.shape[0])
+    keys = example_keys(key, images.shape[0], axis_name)
     masks = jax.vmap(mask_one)(keys)
     return jnp.where(masks[..., None], jnp.zeros_like(images), images)
 
@@ -124,22 +139,24 @@ def make_augment(
     flip: bool = False,
     flip_alternating: bool = False,
     cutout_size: int = 0,
+    axis_name: str | None = None,
 ) -> Augment | None:
     """Chains the enabled augmentations (crop, then flip, then cutout); None if none is.
 
     Each stage has a fixed subkey, so enabling one stage leaves the others' draws unchanged.
     Alternating flips (`flip_alternating`) draw nothing here: `mirror_half` and the train
-    step's odd-epoch mirror make them.
+    step's odd-epoch mirror make them. Under pmap, `axis_name` makes each device draw its
+    examples' share of the global batch's draws (`example_keys`).
     """
     if crop_padding < 0 or cutout_size < 0:
         raise ValueError(f"augmentation sizes must be >= 0: {crop_padding=}, {cutout_size=}")
     stages: list[tuple[int, Augment]] = []
     if crop_padding:
-        stages.append((0, lambda key, x: random_crop(key, x, padding=crop_padding)))
+        stages.append((0, lambda k, x: random_crop(k, x, crop_padding, axis_name)))
     if flip and not flip_alternating:
-        stages.append((1, random_flip))
+        stages.append((1, lambda k, x: random_flip(k, x, axis_name)))
     if cutout_size:
-        stages.append((2, lambda key, x: cutout(key, x, size=cutout_size)))
+        stages.append((2, lambda k, x: cutout(k, x, cutout_size, axis_name)))
     if not stages:
         return None
 

@@ -8,6 +8,7 @@ breaks the contract fails before any file is written.
 """
 
 import dataclasses
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +39,12 @@ def log(*args) -> None:
     """Progress lines: from process 0 only, so a multi-host run prints each line once."""
     if distributed.is_main_process():
         print(*args, flush=True)
+
+
+def warn(line: str) -> None:
+    """A `warning:` line on stderr, from process 0 only."""
+    if distributed.is_main_process():
+        print(line, file=sys.stderr, flush=True)
 
 
 # LLVM's optimisation level for programs that run once (init, a warm start's state). Level 1
@@ -166,7 +173,9 @@ class Run:
             mean=self.dataset.mean,
             std=self.dataset.std,
             label_smoothing=self.config.label_smoothing,
-            augment=augment.make_augment(**self.config.augment),
+            augment=augment.make_augment(
+                **self.config.augment, axis_name=self.strategy.axis_name
+            ),
             compute_dtype=self.compute_dtype,
             axis_name=self.strategy.axis_name,
             ema=self.ema_rule(),
@@ -297,8 +306,12 @@ def build_run(
         dataset = load_data(config)
         if config.augment.flip_alternating:  # validate() checked that flip is on
             dataset = alternating_flips_start(dataset, config.seed)
+    strategy_name = parallel.resolve(parallelism or config.parallelism)
     model = build_model(
-        config.model, num_classes=dataset.num_classes, dtype=config.get("compute_dtype", "float32")
+        config.model,
+        num_classes=dataset.num_classes,
+        dtype=config.get("compute_dtype", "float32"),
+        batch_axis=parallel.AXIS if strategy_name == "pmap" else None,
     )
     model.check(dataset.image_shape, dataset.num_classes)
     if config.replica_data_order and is_streamed(dataset.train_images):
@@ -307,10 +320,17 @@ def build_run(
             "is streamed (larger than config.max_in_memory_mb); use the shared data order"
         )
     strategy = parallel.create(
-        parallelism or config.parallelism,
+        strategy_name,
         model.axis_names,
         compiler_options=compile_options.for_backend(config.cpu_compiler_options),
     )
+    if strategy.name == "pmap" and model.has_batch_stats and not model.axis_names:
+        warn(
+            f"warning: model {model.name!r} keeps batch statistics but averages them over no "
+            "axis: under pmap each device normalises its own slice of the batch, so the "
+            "numbers differ from single and sharded runs; give its BatchNorm an axis_name "
+            "(pmap's device axis then takes that name)"
+        )
     if parallelism is None:
         strategy.check_batch(config.batch_size, "batch_size")
         strategy.check_batch(config.eval_batch_size, "eval_batch_size")

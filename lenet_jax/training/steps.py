@@ -82,8 +82,9 @@ def make_train_step(
     """Returns `train_step(state, images, labels, train_key) -> (state, metric sums)`.
 
     With `axis_name` (under pmap) gradients and batch statistics are averaged and metric
-    sums added over that axis, and the device index is folded into the key so devices
-    draw different dropout masks and augmentations. Where the state keeps `ema_params`
+    sums added over that axis, the device index is folded into the dropout key so devices
+    draw different masks, and `augment` (made with the same `axis_name`) draws each
+    device's share of the global batch's augmentations. Where the state keeps `ema_params`
     they follow the parameters as `ema` says (a bare float: that decay after every update);
     with gradient accumulation updates happen on every `accum_steps`-th step only. With
     `mirror_odd_epochs_of` (the steps per epoch) every batch of each odd epoch is mirrored
@@ -93,10 +94,9 @@ def make_train_step(
     rule = ema if isinstance(ema, EmaRule) else EmaRule(decay=float(ema))
 
     def train_step(state: TrainState, images, labels, train_key):
-        key = step_key(train_key, state.step)
-        if axis_name is not None:
-            key = device_key(key, axis_name)
-        dropout_key, augment_key = jax.random.split(key)
+        dropout_key, augment_key = jax.random.split(step_key(train_key, state.step))
+        if axis_name is not None:  # augmentations take their slice of the global draws
+            dropout_key = device_key(dropout_key, axis_name)
         x = normalize(images, mean, std, compute_dtype)
         if augment is not None:
             x = augment(augment_key, x)

@@ -1,0 +1,118 @@
+"""A contract check for fork authors: one call in their own pytest says whether a module
+trains here, before any run.
+
+    from lenet_jax.testing import check_model
+
+    def test_my_net_meets_the_contract():
+        check_model("my_models.net:Net", image_shape=(28, 28, 1), num_classes=10)
+
+`check_model` builds the module the way `train` does (the registry, the config's model
+fields, the contract), then checks on real arrays what a run relies on: init and both
+modes give `(batch, num_classes)` logits; the same key gives the same train-mode output and
+eval mode ignores the key; BatchNorm statistics move in train mode only; a few steps on a
+fixed batch lower the loss; and the same seed trains to the same parameters, bit for bit.
+A failure is an `AssertionError` naming the check.
+"""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from lenet_jax.models import Model, build_model
+from lenet_jax.training.metrics import cross_entropy
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractReport:
+    """What the check learned about the module."""
+
+    num_params: int
+    rng_streams: tuple[str, ...]
+    has_batch_stats: bool
+    axis_names: tuple[str, ...]
+    losses: tuple[float, ...]  # the train-mode loss on the fixed batch at each step
+
+
+def check_model(
+    name: str,
+    *,
+    image_shape: tuple[int, ...] = (28, 28, 1),
+    num_classes: int = 10,
+    fields: dict | None = None,
+    steps: int = 10,
+    batch: int = 16,
+    learning_rate: float = 1e-3,
+) -> ContractReport:
+    """Checks that the module `name` (a registered name or `package.module:attr`), built
+    with the config model `fields`, meets the contract; returns what it learned."""
+    config = ml_collections.ConfigDict({"name": name, **(fields or {})})
+    model = build_model(config, num_classes=num_classes)
+    model.check(image_shape, num_classes)
+    images = jax.random.normal(jax.random.key(1), (batch, *image_shape))
+    labels = jax.random.randint(jax.random.key(2), (batch,), 0, num_classes)
+    params, stats = model.init(jax.random.key(0), images[:1])
+    _check_calls(model, params, stats, images, num_classes)
+    losses = _train(model, params, stats, images, labels, steps, learning_rate)
+    again = _train(model, params, stats, images, labels, steps, learning_rate)
+    assert losses == again, "the same key must train to the same losses, bit for bit"
+    assert losses[-1] < losses[0], f"{steps} steps on one fixed batch did not lower the loss"
+    return ContractReport(
+        num_params=sum(x.size for x in jax.tree.leaves(params)),
+        rng_streams=model.rng_streams,
+        has_batch_stats=model.has_batch_stats,
+        axis_names=model.axis_names,
+        losses=losses,
+    )
+
+
+def _call(model: Model, params, stats, images, train: bool, seed: int):
+    rngs = model.rngs(jax.random.key(seed))
+    return jax.jit(lambda p, s, x: model.apply(p, s, x, train=train, rngs=rngs))(
+        params, stats, images
+    )
+
+
+def _check_calls(model: Model, params, stats, images, num_classes: int) -> None:
+    shape = (images.shape[0], num_classes)
+    eval_a, eval_stats = _call(model, params, stats, images, train=False, seed=3)
+    eval_b, _ = _call(model, params, stats, images, train=False, seed=4)
+    chex.assert_shape(eval_a, shape)
+    chex.assert_trees_all_equal(eval_a, eval_b, custom_message="eval mode must ignore the key")
+    chex.assert_trees_all_equal(
+        eval_stats, stats, custom_message="eval mode must not update batch statistics"
+    )
+    train_a, train_stats = _call(model, params, stats, images, train=True, seed=3)
+    train_b, _ = _call(model, params, stats, images, train=True, seed=3)
+    chex.assert_shape(train_a, shape)
+    chex.assert_trees_all_equal(
+        train_a, train_b, custom_message="the same key must give the same train-mode output"
+    )
+    chex.assert_tree_all_finite((eval_a, train_a))
+    if model.has_batch_stats:
+        moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), train_stats, stats)
+        assert any(jax.tree.leaves(moved)), "train mode must update the batch statistics"
+
+
+def _train(model: Model, params, stats, images, labels, steps: int, learning_rate: float):
+    """The train-mode loss on the fixed batch at each of `steps` Adam steps."""
+    tx = optax.adam(learning_rate)
+
+    @jax.jit
+    def step(params, opt_state, stats, key):
+        def loss_fn(params):
+            logits, new_stats = model.apply(params, stats, images, train=True, rngs=model.rngs(key))
+            return cross_entropy(logits, labels).mean(), new_stats
+
+        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, new_stats, loss
+
+    opt_state, losses = tx.init(params), []
+    for i in range(steps):
+        params, opt_state, stats, loss = step(params, opt_state, stats, jax.random.key(10 + i))
+        losses.append(float(loss))
+    return tuple(losses)
