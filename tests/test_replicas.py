@@ -125,17 +125,3 @@ def test_evaluate_scores_each_replica_and_the_ensemble(population_run):
     assert sum(report["confusion_matrix"][i][i] for i in range(10)) == round(
         report["ensemble_accuracy"] * 256
     )
-
-
-def test_population_under_pmap_and_sharded_equals_single_device(tiny_config, tmp_path):
-    tiny_config.num_epochs = 1
-    _population_config(tiny_config, 2)
-    tiny_config.model.dropout_rate = 0.0  # pmap folds the device into the dropout key
-    single = train_and_evaluate(tiny_config, str(tmp_path / "single"))
-    for parallelism in ("pmap", "sharded"):
-        tiny_config.parallelism = parallelism
-        other = train_and_evaluate(tiny_config, str(tmp_path / parallelism))
-        chex.assert_trees_all_close(single.state.params, other.state.params, atol=1e-5)
-        np.testing.assert_allclose(
-            single.test["accuracy_per_replica"], other.test["accuracy_per_replica"], atol=1 / 256
-        )

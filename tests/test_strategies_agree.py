@@ -41,7 +41,8 @@ def _case(name: str, num_replicas: int = 1):
     "name, num_replicas", [_case(name) for name in CONFIGS] + [_case("fashion.py", 2)]
 )
 def test_single_pmap_and_sharded_agree(name, num_replicas, tiny_mnist_dir, colour_folder, tmp_path):
-    """Dropout off (each device draws its own masks); a population too."""
+    """Dropout off (each device draws its own masks); a population too (`fashion.py-2`,
+    with BatchNorm and flips: each replica's statistics and draws are the global batch's)."""
     data_dirs = {"colour": colour_folder, "tiny_mnist": tiny_mnist_dir}
     config = _config(name, data_dirs, num_replicas)
     losses = {}
