@@ -1,12 +1,16 @@
-"""A convolution's three parts (forward, input gradient, kernel gradient) per layer shape,
-XLA's against `ops/patch_grad.py`'s kernel gradient, alternating.
+"""A convolution's three parts (forward, input gradient, kernel gradient) per layer shape:
+XLA's gradients against `ops/patch_grad.py`'s kernel gradient and `ops/forward_grad.py`'s
+two, alternating.
 
   .venv/bin/python scripts/conv_bench.py    # airbench's and the CIFAR CNN's layers
-  .venv/bin/python scripts/conv_bench.py --batch 256 --rounds 5
+  .venv/bin/python scripts/conv_bench.py --batch 256 --rounds 5 --options xla_default
 
 Each figure is the median of `--repeats` calls after one compiling call; `--rounds`
-alternates XLA and patch_grad that many times per layer and reports the median round.
-This is the measurement behind `model.conv_impl=auto` choosing patch_grad on the CPU.
+alternates the gradients' implementations that many times per layer and reports each
+one's median round. Every program is compiled with `--options`
+(`config.cpu_compiler_options`: `auto` is what the trainer compiles with on the CPU).
+This is the measurement behind `model.conv_impl=auto`'s choice for many-channel layers on
+the CPU.
 """
 
 import statistics
@@ -16,7 +20,8 @@ import jax
 from absl import app, flags
 from jax import lax
 
-from lenet_jax.ops import patch_grad
+from lenet_jax.ops import forward_grad, patch_grad
+from lenet_jax.training import compile_options
 
 # (label, feature map side, in channels, out channels): 3x3 SAME layers.
 LAYERS = (
@@ -32,6 +37,7 @@ LAYERS = (
 _BATCH = flags.DEFINE_integer("batch", 512, "Examples per call.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Times XLA and patch_grad alternate per layer.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per figure.")
+_OPTIONS = flags.DEFINE_string("options", "auto", "XLA options: a cpu_compiler_options value.")
 _PADDING = ((1, 1), (1, 1))
 
 
@@ -51,40 +57,59 @@ def _seconds(fn, *args) -> float:
 
 
 def measure(side: int, cin: int, cout: int, batch: int) -> dict[str, float]:
-    """Milliseconds of each part, XLA's kernel gradient and patch_grad's."""
+    """Milliseconds of each part: XLA's, and patch_grad's and forward_grad's gradients."""
     keys = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(keys[0], (batch, side, side, cin))
     kernel = jax.random.normal(keys[1], (3, 3, cin, cout)) * 0.1
     grad = jax.random.normal(keys[2], (batch, side, side, cout))
-    forward = jax.jit(_xla)
-    input_grad = jax.jit(lambda x, k, g: jax.vjp(lambda x: _xla(x, k), x)[1](g)[0])
-    xla_kernel_grad = jax.jit(lambda x, k, g: jax.vjp(lambda k: _xla(x, k), k)[1](g)[0])
-    ours = jax.jit(lambda x, g: patch_grad.kernel_gradient(x, g, (3, 3), _PADDING))
-    rounds = []
-    for _ in range(_ROUNDS.value):
-        rounds.append((_seconds(xla_kernel_grad, x, kernel, grad), _seconds(ours, x, grad)))
-    xla_s, ours_s = sorted(rounds, key=lambda r: r[0] / r[1])[len(rounds) // 2]
-    return {
-        "forward": 1e3 * _seconds(forward, x, kernel),
-        "input_grad": 1e3 * _seconds(input_grad, x, kernel, grad),
-        "kernel_grad_xla": 1e3 * xla_s,
-        "kernel_grad_patch": 1e3 * ours_s,
+    options = compile_options.for_backend(_OPTIONS.value)
+    jit = lambda fn: compile_options.jit(fn, options)  # noqa: E731
+    forward = jit(_xla)
+    input_grads = {
+        "input_grad_xla": jit(lambda x, k, g: jax.vjp(lambda x: _xla(x, k), x)[1](g)[0]),
+        "input_grad_forward": jit(
+            lambda x, k, g: forward_grad.input_gradient(g, k, x.shape[1:3], _PADDING)
+        ),
     }
+    kernel_grads = {
+        "kernel_grad_xla": jit(lambda x, k, g: jax.vjp(lambda k: _xla(x, k), k)[1](g)[0]),
+        "kernel_grad_patch": jit(
+            lambda x, k, g: patch_grad.kernel_gradient(x, g, (3, 3), _PADDING)
+        ),
+        "kernel_grad_forward": jit(
+            lambda x, k, g: forward_grad.kernel_gradient(x, g, (3, 3), _PADDING)
+        ),
+    }
+    parts = {**input_grads, **kernel_grads}
+    rounds = {name: [] for name in parts}
+    for _ in range(_ROUNDS.value):
+        for name, fn in parts.items():
+            rounds[name].append(_seconds(fn, x, kernel, grad))
+    ms = {name: 1e3 * statistics.median(times) for name, times in rounds.items()}
+    return {"forward": 1e3 * _seconds(forward, x, kernel), **ms}
 
 
 def main(argv):
     del argv
     batch = _BATCH.value
-    print(f"batch {batch}, {jax.devices()[0].device_kind}, {_ROUNDS.value} rounds")
-    print("| layer | forward | input gradient | kernel gradient, XLA | patch_grad | speed-up |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"batch {batch}, {jax.devices()[0].device_kind}, {_ROUNDS.value} rounds, "
+        f"options {_OPTIONS.value}"
+    )
+    print(
+        "| layer | forward | input gradient, XLA | forward_grad | kernel gradient, XLA | "
+        "patch_grad | forward_grad | speed-up, patch_grad | speed-up, forward_grad |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, side, cin, cout in LAYERS:
         ms = measure(side, cin, cout, batch)
-        speedup = ms["kernel_grad_xla"] / ms["kernel_grad_patch"]
+        xla = ms["kernel_grad_xla"]
         print(
             f"| {label} ({side}x{side}, {cin}->{cout}) | {ms['forward']:.0f} ms | "
-            f"{ms['input_grad']:.0f} ms | {ms['kernel_grad_xla']:.0f} ms | "
-            f"{ms['kernel_grad_patch']:.0f} ms | {speedup:.1f}x |",
+            f"{ms['input_grad_xla']:.0f} ms | {ms['input_grad_forward']:.0f} ms | "
+            f"{xla:.0f} ms | {ms['kernel_grad_patch']:.0f} ms | "
+            f"{ms['kernel_grad_forward']:.0f} ms | {xla / ms['kernel_grad_patch']:.1f}x | "
+            f"{xla / ms['kernel_grad_forward']:.1f}x |",
             flush=True,
         )
 

@@ -99,6 +99,7 @@ TARGETS: tuple[Target, ...] = (
             *_tests("test_fuzz_readers", "test_a_damaged_checkpoint_restores_or_is_one_user_error"),
             *_tests(
                 "test_checkpointing",
+                "test_the_incompatibility_names_the_first_leaf_that_differs",
                 "test_corrupt_latest_falls_back_to_the_previous_good_one",
                 "test_all_checkpoints_corrupt_is_an_error_not_a_restart",
                 "test_incompatible_workdir_names_the_mismatch_and_keeps_everything",
@@ -118,6 +119,7 @@ TARGETS: tuple[Target, ...] = (
                 "test_incompatible_workdir_names_the_mismatch_and_keeps_everything",
                 "test_corrupt_latest_falls_back_to_the_previous_good_one",
                 "test_rows_after_the_last_checkpoint_are_not_duplicated",
+                "test_rerunning_a_finished_run_trains_nothing_and_returns_its_result",
             ),
             *_tests(
                 "test_accidents", "test_sigterm_at_an_epochs_last_step_finishes_that_epoch_first"
@@ -161,7 +163,7 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "lenet_jax/data/idx.py",
         ("tests/test_data.py", "tests/test_fuzz_readers.py"),
-        keyword="test_data or idx or gz or absurd",
+        keyword="test_data or idx or gz or absurd or dimensions",
     ),
     Target(
         "lenet_jax/data/image_folder.py",

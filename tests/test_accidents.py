@@ -279,6 +279,7 @@ def test_evaluate_states_the_split_size_and_scores_the_runs_subset(tiny_config, 
     assert whole["num_examples"] == 256
     err = capsys.readouterr().err
     assert "scored 256 test examples of 256 (the run evaluated on 128: --num_examples=128)" in err
+    assert evaluate_workdir(str(tmp_path), "latest", num_examples=256)["num_examples"] == 256
     subset = evaluate_workdir(str(tmp_path), "latest", num_examples=128)
     assert subset["num_examples"] == 128 and subset["accuracy"] == result.test["accuracy"]
     with pytest.raises(UserError, match=r"--num_examples=999: expected 0 \(all\) to 256"):

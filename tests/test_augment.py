@@ -104,6 +104,15 @@ class CropTest(chex.TestCase):
             out = np.asarray(augment.random_crop(jax.random.key(seed), x, padding=2))[0]
             assert any(np.array_equal(out, window) for window in windows)
 
+    def test_every_offset_of_the_padded_image_is_drawn(self):
+        """2 * padding + 1 offsets per axis, each reachable: 25 windows for padding 2."""
+        x = jnp.arange(6 * 5, dtype=jnp.float32).reshape(1, 6, 5, 1)
+        padded = np.pad(np.asarray(x), ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+        windows = {(t, le): padded[0, t : t + 6, le : le + 5] for t in range(5) for le in range(5)}
+        crops = np.asarray(augment.random_crop(jax.random.key(0), jnp.repeat(x, 400, 0), 2))
+        seen = {key for crop in crops for key, w in windows.items() if np.array_equal(crop, w)}
+        assert seen == set(windows)
+
     def test_padding_too_large_is_rejected(self):
         with pytest.raises(ValueError, match="padding"):
             augment.random_crop(jax.random.key(0), _images(), padding=10)

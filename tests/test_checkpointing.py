@@ -104,6 +104,13 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tiny_config, tmp_p
     _assert_trees_identical(full_params, resumed_params)
 
 
+def test_rerunning_a_finished_run_trains_nothing_and_returns_its_result(tiny_config, tmp_path):
+    first = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    again = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    assert (again.resumed_from, again.steps_trained, again.step) == (first.step, 0, first.step)
+    assert again.test == first.test
+
+
 def test_rows_after_the_last_checkpoint_are_not_duplicated(tiny_config, tmp_path):
     tiny_config.num_epochs = 2
     tiny_config.checkpoint_every_epochs = 5  # only the final save
@@ -145,6 +152,17 @@ def test_all_checkpoints_corrupt_is_an_error_not_a_restart(tiny_config, tmp_path
     with pytest.raises(UserError, match=r"none of the checkpoints \[8, 16\] can be read"):
         trainer.train_and_evaluate(tiny_config, str(tmp_path))
     assert (tmp_path / "metrics.jsonl").read_text() == rows_before
+
+
+def test_the_incompatibility_names_the_first_leaf_that_differs():
+    saved = [("Conv_0/kernel", (5, 5, 1, 6), "float32"), ("Dense_0/bias", (10,), "float32")]
+    wanted = [("Conv_0/kernel", (5, 5, 1, 6), "float32"), ("Dense_0/bias", (12,), "float32")]
+    with pytest.raises(
+        checkpointing.IncompatibleCheckpoint,
+        match=r"'Dense_0/bias' is \(\(10,\), 'float32'\) there but \(\(12,\), 'float32'\) now",
+    ):
+        checkpointing.check_compatible(saved, wanted, "ckpts")
+    checkpointing.check_compatible(saved, list(saved), "ckpts")  # the same: no error
 
 
 def test_incompatible_workdir_names_the_mismatch_and_keeps_everything(tiny_config, tmp_path):

@@ -1,5 +1,6 @@
 """Which convolution each layer runs (ops/conv.py), and the patch-matmul kernel gradient
-(ops/patch_grad.py) against XLA's, in values and gradients."""
+(ops/patch_grad.py) against XLA's, in values and gradients (ops/forward_grad.py has its own
+tests/test_forward_grad.py)."""
 
 import chex
 import jax
@@ -100,26 +101,31 @@ def test_kernel_gradients_of_a_vmapped_population_match_xla():
     [
         ("auto", 1, "cpu", "band"),
         ("auto", 7, "cpu", "band"),
-        ("auto", 8, "cpu", "patch_grad"),
-        ("auto", 256, "cpu", "patch_grad"),
+        ("auto", 8, "cpu", "forward_grad"),
+        ("auto", 256, "cpu", "forward_grad"),
         ("auto", 1, "gpu", "xla"),
         ("auto", 64, "tpu", "xla"),
         ("xla", 1, "cpu", "xla"),
         ("band", 32, "cpu", "band"),
         ("patch_grad", 3, "gpu", "patch_grad"),
+        ("forward_grad", 1, "cpu", "forward_grad"),
     ],
 )
-def test_auto_picks_the_band_for_few_channels_and_patch_grad_above_on_cpu_only(
+def test_auto_picks_the_band_for_few_channels_and_forward_grad_above_on_cpu_only(
     impl, in_features, backend, chosen
 ):
     assert conv_impls.chosen_impl(impl, in_features, backend) == chosen
 
 
 def ran(fn, *args) -> str:
-    """Which convolution a traced function runs: XLA's alone, the band, or patch_grad's."""
+    """Which convolution a traced function runs: XLA's alone, the band, patch_grad's or
+    forward_grad's (both XLA's forward pass in a custom VJP; patch_grad's kernel gradient
+    scans over chunks of the batch)."""
     jaxpr = str(jax.make_jaxpr(fn)(*args))
     if "custom_vjp_call" in jaxpr and "conv_general_dilated" in jaxpr:
-        return "patch_grad"
+        loss = lambda *args: jnp.sum(fn(*args))  # noqa: E731
+        backward = str(jax.make_jaxpr(jax.grad(loss, tuple(range(len(args)))))(*args))
+        return "patch_grad" if "scan" in backward else "forward_grad"
     if "conv_general_dilated" in jaxpr:
         return "xla"
     return "band"
@@ -127,7 +133,14 @@ def ran(fn, *args) -> str:
 
 @pytest.mark.parametrize(
     ("impl", "in_features", "expected"),
-    [("auto", 1, "band"), ("auto", 7, "band"), ("auto", 8, "patch_grad"), ("xla", 1, "xla")],
+    [
+        ("auto", 1, "band"),
+        ("auto", 7, "band"),
+        ("auto", 8, "forward_grad"),
+        ("patch_grad", 8, "patch_grad"),
+        ("forward_grad", 1, "forward_grad"),
+        ("xla", 1, "xla"),
+    ],
 )
 def test_the_drop_in_runs_the_chosen_convolution(impl, in_features, expected):
     assert jax.default_backend() == "cpu"
@@ -136,7 +149,7 @@ def test_the_drop_in_runs_the_chosen_convolution(impl, in_features, expected):
     assert ran(lambda x, k: dispatched(impl)(x, k, "SAME"), x, kernel) == expected
 
 
-@pytest.mark.parametrize("impl", ["band", "patch_grad"])
+@pytest.mark.parametrize("impl", ["band", "patch_grad", "forward_grad"])
 def test_strided_convolutions_always_go_to_xla(impl):
     x, kernel = jnp.ones((2, 10, 10, 8)), jnp.ones((3, 3, 8, 4))
     strided = lambda x, k: dispatched(impl)(x, k, "VALID", strides=(2, 2))  # noqa: E731
@@ -147,7 +160,7 @@ def test_strided_convolutions_always_go_to_xla(impl):
     )
 
 
-@pytest.mark.parametrize("impl", ["band", "patch_grad"])
+@pytest.mark.parametrize("impl", ["band", "patch_grad", "forward_grad"])
 def test_an_input_smaller_than_the_kernel_goes_to_xla(impl):
     x, kernel = jnp.ones((1, 3, 3, 1)), jnp.ones((5, 5, 1, 2))
     assert ran(lambda x, k: dispatched(impl)(x, k, "VALID"), x, kernel) == "xla"
@@ -165,6 +178,7 @@ def test_unknown_impl_is_refused():
         ("lenet5_1998", "band", {}),
         ("cifar_cnn_bn", "band", {}),
         ("cifar_cnn_bn", "patch_grad", {}),
+        ("cifar_cnn_bn", "forward_grad", {}),
         ("airbench", "patch_grad", {"widths": (8, 16, 16)}),
     ],
 )

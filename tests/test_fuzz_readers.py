@@ -77,6 +77,14 @@ def test_a_gz_that_is_not_gzip_inside_is_one_user_error(tmp_path, data):
     assert "\n" not in str(raised.value)
 
 
+def test_eight_dimensions_are_read_and_nine_refused(tmp_path):
+    path = tmp_path / "f"
+    array = idx.parse(idx_header([1] * 8) + b"\x07", str(path))
+    assert array.shape == (1,) * 8 and array.item() == 7
+    with pytest.raises(UserError, match=r"declares 9 dimensions \(1 to 8 expected\)"):
+        idx.parse(idx_header([1] * 9) + b"\x07", str(path))
+
+
 def test_an_absurd_declared_size_allocates_nothing(tmp_path):
     path = tmp_path / "huge"
     path.write_bytes(idx_header([2**32 - 1] * 4) + b"\0" * 16)

@@ -201,6 +201,12 @@ def test_a_batchnorm_over_a_named_axis_agrees_under_single_pmap_and_sharded(tiny
             "`rngs` argument of __call__",
         ),
         (
+            "fork_models.nnx_idioms:NeedsAMask",
+            [],
+            "failed at its eval-mode call: TypeError: NeedsAMask.__call__() missing 1 required "
+            "positional argument: 'mask'; the contract calls a module with the images and",
+        ),
+        (
             "fork_models.field_mode:FieldModeLeNet",
             ["--config.model.widht=12"],
             "unknown config field 'model.widht': config.model.widht is not a field of",

@@ -64,6 +64,14 @@ def test_param_groups_scale_the_rate_and_switch_weight_decay_off():
     np.testing.assert_allclose(updates["Dense_0"]["bias"], -1.0, rtol=1e-6)
 
 
+def test_a_group_without_lr_scale_keeps_the_rate():
+    grads = jax.tree.map(jnp.ones_like, PARAMS)
+    cfg = _optimizer(param_groups=({"params": "bias", "weight_decay": False},))
+    updates = _update(make_optimizer(cfg, optax.constant_schedule(0.1)), grads)
+    np.testing.assert_allclose(updates["Dense_0"]["bias"], -0.1, rtol=1e-6)
+    np.testing.assert_allclose(updates["Conv_0"]["kernel"], -0.1, rtol=1e-6)
+
+
 def test_a_groups_own_weight_decay_as_airbench_scales_its_biases():
     """airbench's bias group: 64x the rate, its decay 1/64 of the others', so every
     parameter decays by the same lr * wd per step."""

@@ -199,6 +199,11 @@ class Model:
 
     def _hint(self, message: str) -> str:
         """What the contract offers, where the failure says the module wanted something."""
+        if "required" in message and "argument" in message:
+            return (
+                "; the contract calls a module with the images and, where its __call__ "
+                "names them, a mode keyword (train, training or deterministic) and rngs"
+            )
         return ""
 
 
@@ -337,7 +342,7 @@ class NnxModel(Model):
 
     def _hint(self, message: str) -> str:
         if "rngs" not in message:
-            return ""
+            return super()._hint(message)
         return (
             "; the contract gives RNG streams to an `rngs` argument of __call__ (an nnx.Rngs "
             "in train mode) and reseeds the rngs a module was built with"

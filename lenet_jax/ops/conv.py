@@ -1,16 +1,27 @@
 """Which convolution each layer runs: `model.conv_impl`, and the `nn.Conv` drop-in that obeys it.
 
-XLA's own convolution is the fast one on GPU and TPU. On XLA:CPU two of its parts are slow,
-and each has a replacement here:
+XLA's own convolution is the fast one on GPU and TPU. On XLA:CPU parts of it are slow, and
+each has a replacement here:
   * `band`: layers with few input channels, forward and backward, run as banded matmuls
-    (`band_conv`): LeNet's 1- and 6-channel layers, CIFAR's 3-channel first layer;
-  * `patch_grad`: every other layer keeps XLA's forward pass and input gradient, and
-    computes its kernel gradient as chunked patch matmuls (`patch_grad`).
+    (`band_conv`): LeNet's 5x5 layers with 1 and 6 input channels, faster than XLA's
+    convolution or `forward_grad` in the Python loop and in the scanned epoch alike, and
+    CIFAR's 3x3 one with 3 input channels, about as fast as `forward_grad`;
+  * `forward_grad`: XLA's forward pass, with both gradients written as plain forward
+    convolutions (`forward_grad`). In the Python loop that is as fast as XLA's own
+    gradients; inside a `lax.scan` (`config.epoch_loop=scan`) XLA:CPU runs its own
+    backward convolutions as naive loops, many times slower, and these as usual;
+  * `patch_grad`: XLA's forward pass and input gradient, with the kernel gradient as
+    chunked patch matmuls (`patch_grad`). It was faster than XLA's kernel gradient under
+    XLA's default CPU options; under the options the trainer compiles with
+    (`training/compile_options.py`) whole steps are no faster with it than with
+    `forward_grad`, and its input gradient has the scan's slowness, so `auto` no longer
+    picks it.
 `auto` picks per layer: on the CPU backend, `band` up to `BAND_MAX_IN_FEATURES` input
-channels and `patch_grad` above; XLA's convolution on any other backend. `xla` is XLA's
-everywhere. Convolutions neither covers (strides, dilation, groups, other layouts) always
-go to XLA's. Parameters keep nn.Conv's names and shapes, so checkpoints do not depend on
-the choice.
+channels and `forward_grad` above; XLA's convolution on any other backend. `xla` is XLA's
+everywhere. Convolutions none covers (strides, dilation, groups, other layouts) always go
+to XLA's. Parameters keep nn.Conv's names and shapes, so checkpoints do not depend on the
+choice. `scripts/scan_bench.py` (whole steps and single layers, in the loop and in the
+scan) and `scripts/conv_bench.py` (each part of larger layers) measure the choice.
 """
 
 from collections.abc import Callable, Sequence
@@ -20,11 +31,13 @@ import jax.numpy as jnp
 from jax import lax
 
 from lenet_jax.ops.band_conv import band_conv
+from lenet_jax.ops.forward_grad import forward_grad_conv
 from lenet_jax.ops.patch_grad import patch_grad_conv
 
-CONV_IMPLS = ("auto", "xla", "band", "patch_grad")
+CONV_IMPLS = ("auto", "xla", "band", "patch_grad", "forward_grad")
 # Where the band beat XLA's convolution on whole train steps on the CPU: LeNet's 1- and
-# 6-channel inputs and CIFAR's 3-channel one, but not its 32-channel one.
+# 6-channel inputs (and forward_grad too); CIFAR's 3-channel input about as fast as
+# forward_grad; not its 32-channel one.
 BAND_MAX_IN_FEATURES = 7
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -37,7 +50,7 @@ def chosen_impl(impl: str, in_features: int, backend: str | None = None) -> str:
         return impl
     if (backend or jax.default_backend()) != "cpu":
         return "xla"
-    return "band" if in_features <= BAND_MAX_IN_FEATURES else "patch_grad"
+    return "band" if in_features <= BAND_MAX_IN_FEATURES else "forward_grad"
 
 
 def _explicit_padding(padding, x_shape, k_shape) -> tuple[tuple[int, int], ...]:
@@ -100,6 +113,8 @@ def conv_general_dilated(impl: str = "auto") -> Callable:
                 if chosen == "band":
                     x = jnp.pad(lhs, ((0, 0), *pads, (0, 0))) if any(any(p) for p in pads) else lhs
                     return band_conv(x, rhs, precision=precision)
+                if chosen == "forward_grad":
+                    return forward_grad_conv(lhs, rhs, pads, precision)
                 return patch_grad_conv(lhs, rhs, pads, precision)
         return lax.conv_general_dilated(
             lhs,

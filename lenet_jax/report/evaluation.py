@@ -79,7 +79,7 @@ def evaluation_report(snapshot: Snapshot, logits: np.ndarray, labels: np.ndarray
     scores = metrics.evaluate_logits(logits, labels)
     predictions = combined_logits(logits).argmax(-1)
     confusion = confusion_matrix(labels, predictions, len(names))
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    per_class = per_class_accuracy(confusion)
     return {
         "step": snapshot.step,
         "weights": snapshot.weights,
@@ -89,6 +89,11 @@ def evaluation_report(snapshot: Snapshot, logits: np.ndarray, labels: np.ndarray
         "confusion_matrix": confusion.tolist(),
         "class_names": list(names),
     }
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Each true class's share predicted right; 0 for a class with no examples (not NaN)."""
+    return confusion.diagonal() / np.maximum(confusion.sum(1), 1)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:

@@ -75,3 +75,13 @@ class NoRngsAnywhere(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.out(self.dropout(x.reshape((x.shape[0], -1))))
+
+
+class NeedsAMask(nnx.Module):
+    """Broken on purpose: its call needs an argument the toolkit cannot give."""
+
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.out = nnx.Linear(28 * 28, 10, rngs=rngs)
+
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        return self.out(x.reshape((x.shape[0], -1))) * mask
