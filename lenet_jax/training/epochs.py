@@ -39,8 +39,9 @@ class EpochResult:
 
 def resolve_epoch_loop(epoch_loop: str, strategy: Strategy, *, streamed: bool = False) -> str:
     """`auto`: one scanned epoch on an accelerator where the strategy can hold the split,
-    else the Python loop (on XLA:CPU the scan is no faster, and the loop keeps its progress
-    bar and mid-epoch preemption; the README's performance section has the figures). A
+    else the Python loop (on XLA:CPU the scan runs at the loop's speed, no faster, and the
+    loop keeps its progress bar and mid-epoch preemption; the README's performance section
+    has the figures). A
     streamed split is never held on the device, so it always takes the Python loop."""
     if epoch_loop == "auto":
         accelerator = jax.default_backend() != "cpu"
