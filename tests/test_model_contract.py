@@ -18,6 +18,7 @@ from lenet_jax.report.inference import load_run
 from lenet_jax.testing import check_model
 from lenet_jax.training import loop as trainer
 from lenet_jax.training.metrics_log import read_rows
+from lenet_jax.training.run import build_run
 
 TESTS = REPO / "tests"
 
@@ -161,6 +162,25 @@ def test_an_nnx_model_with_dropout_resumes_bit_identically(tiny_config, tmp_path
     assert (resumed.resumed_from, resumed.steps_trained) == (9, 7)
     chex.assert_trees_all_equal(resumed.state, full.state)
     assert resumed.test == full.test
+
+
+def test_a_batchnorm_without_an_axis_warns_under_pmap_only(tiny_config, capsys):
+    tiny_config.model.name = "fork_models.nnx_idioms:ModeSwitchBN"  # nnx.BatchNorm, no axis
+    tiny_config.batch_size = 64
+    for mode in ("single", "sharded", "pmap"):
+        tiny_config.parallelism = mode
+        build_run(tiny_config)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "no axis" in line]
+    assert warnings == [
+        "warning: model 'fork_models.nnx_idioms:ModeSwitchBN' keeps batch statistics but "
+        "averages them over no axis: under pmap each device normalises its own slice of the "
+        "batch, so the numbers differ from single and sharded runs; give its BatchNorm an "
+        "axis_name (pmap's device axis then takes that name)"
+    ]
+    tiny_config.model.name = "lenet_modern"  # a stock model syncs its statistics: no warning
+    tiny_config.model.batch_norm = True
+    build_run(tiny_config)
+    assert "no axis" not in capsys.readouterr().err
 
 
 def test_a_batchnorm_over_a_named_axis_agrees_under_single_pmap_and_sharded(tiny_config, tmp_path):
