@@ -33,6 +33,9 @@ def test_anything_else_is_one_line_naming_the_field(bad):
 def test_other_backends_get_no_options():
     assert compile_options.for_backend("auto", "gpu") == {}
     assert compile_options.for_backend("auto", "cpu") == compile_options.AUTO_CPU_OPTIONS
+    with_bn = compile_options.for_backend("auto", "cpu", batch_norm=True)
+    assert with_bn == compile_options.AUTO_CPU_OPTIONS_BATCH_NORM
+    assert compile_options.for_backend("xla_default", "cpu", batch_norm=True) == {}
 
 
 def test_an_option_the_users_xla_flags_set_is_left_to_them(monkeypatch):
@@ -73,7 +76,11 @@ def test_the_strategy_compiles_with_the_options():
 
 
 def test_a_run_compiles_with_its_configs_choice(tiny_config):
+    tiny_config.model.batch_norm = False
     assert build_run(tiny_config).strategy.compiler_options == compile_options.AUTO_CPU_OPTIONS
+    tiny_config.model.batch_norm = True
+    bn_options = build_run(tiny_config).strategy.compiler_options
+    assert bn_options == compile_options.AUTO_CPU_OPTIONS_BATCH_NORM
     tiny_config.cpu_compiler_options = "xla_default"
     assert build_run(tiny_config).strategy.compiler_options == {}
     tiny_config.cpu_compiler_options = "nope"

@@ -1,14 +1,16 @@
 """The XLA options the run's steps are compiled with: on the CPU backend, which library runs
 convolutions and reductions (`config.cpu_compiler_options`).
 
-jaxlib 0.12's XLA:CPU hands convolutions and reductions to YNNPACK by default, and both
-are slower there than XLA's own emitters on the CPUs measured (the README's Performance
-section has the figures). The options are set per jit (`compiler_options=`), not through
+jaxlib 0.12's XLA:CPU hands convolutions and reductions to YNNPACK by default. Its
+convolutions are slower than XLA's own emitters on the CPUs measured, and so are its
+reductions, except BatchNorm's statistics (the README's Performance section has the
+figures). The options are set per jit (`compiler_options=`), not through
 `XLA_FLAGS`: a user's own flags still apply, other backends are untouched, and an option
 this jaxlib does not know is dropped with one warning instead of aborting the process, as
 an unknown name in `XLA_FLAGS` does.
 
-  auto         the measured best for the installed jaxlib on CPU (`AUTO_CPU_OPTIONS`)
+  auto         the measured best for the installed jaxlib on CPU (`AUTO_CPU_OPTIONS`, or
+               `AUTO_CPU_OPTIONS_BATCH_NORM` for a model that keeps batch statistics)
   xla_default  XLA's own defaults
   {...}        a JSON object of XLA debug options, e.g.
                '{"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}'
@@ -28,6 +30,11 @@ from lenet_jax.errors import UserError
 YNN_FUSION_TYPE = "xla_cpu_experimental_ynn_fusion_type"
 # YNNPACK keeps the dots, where it is fast; XLA's emitters take convolutions and reductions.
 AUTO_CPU_OPTIONS = {YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+# With BatchNorm, YNNPACK's reductions (the batch statistics) are the faster ones: it keeps
+# those too.
+AUTO_CPU_OPTIONS_BATCH_NORM = {
+    YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+}
 NAMED_CHOICES = {"auto": AUTO_CPU_OPTIONS, "xla_default": {}}
 FIELD = "cpu_compiler_options"
 
@@ -51,11 +58,14 @@ def parse(choice: str) -> dict:
     return options
 
 
-def for_backend(choice: str, backend: str | None = None) -> dict:
-    """The options to compile with on `backend` (default: JAX's): `choice`'s on CPU, less
-    those the user's `XLA_FLAGS` already set and those this jaxlib does not know; none on
-    other backends."""
+def for_backend(choice: str, backend: str | None = None, *, batch_norm: bool = False) -> dict:
+    """The options to compile with on `backend` (default: JAX's): `choice`'s on CPU (`auto`
+    for a model with `batch_norm` statistics: `AUTO_CPU_OPTIONS_BATCH_NORM`), less those the
+    user's `XLA_FLAGS` already set and those this jaxlib does not know; none on other
+    backends."""
     options = parse(choice)
+    if choice == "auto" and batch_norm:
+        options = dict(AUTO_CPU_OPTIONS_BATCH_NORM)
     if (backend or jax.default_backend()) != "cpu":
         return {}
     user_flags = os.environ.get("XLA_FLAGS", "")

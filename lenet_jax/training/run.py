@@ -322,7 +322,9 @@ def build_run(
     strategy = parallel.create(
         strategy_name,
         model.axis_names,
-        compiler_options=compile_options.for_backend(config.cpu_compiler_options),
+        compiler_options=compile_options.for_backend(
+            config.cpu_compiler_options, batch_norm=model.has_batch_stats
+        ),
     )
     if strategy.name == "pmap" and model.has_batch_stats and not model.axis_names:
         warn(
