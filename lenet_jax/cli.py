@@ -112,6 +112,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     from absl import flags
 
     kept = []
+    _CLEARED_MODEL_FIELDS.clear()  # this parse's, not a previous one's
     for arg in argv:
         match = re.fullmatch(rf"--config\.{OPEN_SECTION}\.(\w+)=None", arg)
         if match:

@@ -15,3 +15,9 @@ def one_line(message: str) -> str:
     if any(line.startswith("Traceback") for line in lines):
         return f"{lines[0].split(': Error')[0]}: {lines[-1]}"
     return " ".join(lines)
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (at most `limit` characters): what a
+    one-line error or warning quotes of a library's many-line one."""
+    return (str(error).strip().splitlines() or [""])[0][:limit]

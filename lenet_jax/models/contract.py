@@ -38,7 +38,7 @@ from flax import errors as flax_errors
 from flax import linen as nn
 from flax import nnx
 
-from lenet_jax.errors import UserError
+from lenet_jax.errors import UserError, first_line
 
 MODE_NAMES = ("train", "training")  # True in train mode
 INVERTED_MODE_NAMES = ("deterministic",)  # True in eval mode
@@ -191,7 +191,7 @@ class Model:
             raise self._error(point, e) from e
 
     def _error(self, point: str, e: Exception) -> ModelError:
-        first = (str(e).strip().splitlines() or [""])[0][:300]
+        first = first_line(e, 300)
         return ModelError(
             f"model {self.name!r} failed at its {point}: {type(e).__name__}: {first}"
             + self._hint(first)
@@ -229,7 +229,7 @@ def _bind_axis(fn: Callable, axis: str) -> Callable:
 
 def _mode_of_call(fn) -> tuple[str | None, bool]:
     """(keyword, inverted) of a `__call__`'s mode keyword, or (None, False) if it has none."""
-    parameters = _parameters(fn)
+    parameters = parameters_of(fn)
     for name in MODE_NAMES + INVERTED_MODE_NAMES:
         if name in parameters:
             return name, name in INVERTED_MODE_NAMES
@@ -302,7 +302,7 @@ class NnxModel(Model):
             module = self._build(nnx.Rngs(0))
             self._template = self._split(module)
             self._call_kwarg, self._call_inverted = _mode_of_call(type(module).__call__)
-            self._call_rngs = _parameters(type(module).__call__).get("rngs")
+            self._call_rngs = parameters_of(type(module).__call__).get("rngs")
         return self._template
 
     @property
@@ -359,7 +359,8 @@ class NnxModel(Model):
         return nnx.Rngs(**streams)
 
 
-def _parameters(fn) -> dict[str, inspect.Parameter]:
+def parameters_of(fn) -> dict[str, inspect.Parameter]:
+    """`fn`'s parameters by name; none where Python cannot read its signature."""
     try:
         return dict(inspect.signature(fn).parameters)
     except (TypeError, ValueError):

@@ -27,7 +27,7 @@ from flax import nnx
 from lenet_jax.errors import UserError
 from lenet_jax.models.airbench import Airbench
 from lenet_jax.models.cifar import CifarCNN
-from lenet_jax.models.contract import LinenModel, Model, ModelError, NnxModel
+from lenet_jax.models.contract import LinenModel, Model, ModelError, NnxModel, parameters_of
 from lenet_jax.models.lenet import LeNet
 from lenet_jax.models.lenet1998 import LeNet1998
 
@@ -107,8 +107,14 @@ def _is_class(factory, base: type) -> bool:
 def is_nnx(factory: ModelFactory) -> bool:
     """NNX classes, and functions that take the `rngs` NNX modules are built with."""
     return _is_class(factory, nnx.Module) or (
-        not _is_class(factory, nn.Module) and "rngs" in _parameters(_target(factory))
+        not _is_class(factory, nn.Module) and "rngs" in parameters_of(_target(factory))
     )
+
+
+def _factory_parameters(factory: ModelFactory) -> dict[str, inspect.Parameter]:
+    """The parameters a factory is called with: its class's `__init__`, or the function."""
+    target = _target(factory)
+    return parameters_of(target.__init__ if isinstance(target, type) else target)
 
 
 def declared_fields(factory: ModelFactory) -> set[str] | None:
@@ -116,28 +122,19 @@ def declared_fields(factory: ModelFactory) -> set[str] | None:
     target = _target(factory)
     if _is_class(factory, nn.Module):
         return {f.name for f in dataclasses.fields(target)} - {"parent", "name"}
-    parameters = _parameters(target.__init__ if isinstance(target, type) else target)
+    parameters = _factory_parameters(factory)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return None
     return set(parameters) - {"self", "rngs"}
-
-
-def _parameters(fn) -> dict[str, inspect.Parameter]:
-    try:
-        return dict(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return {}
 
 
 def accepted_by_kwargs_factory(factory: ModelFactory, kwargs: dict, num_classes: int) -> set:
     """The fields a factory with `**kwargs` accepts: those it names, and where it returns a
     linen module when called with just those (big_vision's `Model(num_classes, *,
     variant=None, **kw)` returning `_Model`), that module's fields."""
-    target = _target(factory)
-    parameters = _parameters(target.__init__ if isinstance(target, type) else target)
     named = {
         name
-        for name, p in parameters.items()
+        for name, p in _factory_parameters(factory).items()
         if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
     } - {"self", "rngs"}
     if is_nnx(factory):

@@ -14,7 +14,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-from lenet_jax.errors import UserError
+from lenet_jax.errors import UserError, first_line
 from lenet_jax.training.param_groups import path_name
 
 BEST_METRIC = "accuracy"  # test accuracy, higher is better
@@ -129,7 +129,7 @@ class Checkpoints:
                 moved = self._move_aside(step)
                 print(
                     f"warning: checkpoint step {step} is unreadable ({type(e).__name__}: "
-                    f"{_first_line(e)}); moved to {moved}, trying an older one",
+                    f"{first_line(e, 200)}); moved to {moved}, trying an older one",
                     flush=True,
                 )
                 continue
@@ -155,10 +155,6 @@ def committed_steps(directory: str) -> list[int]:
     if not os.path.isdir(directory):
         return []
     return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [""])[0][:200]
 
 
 def _leaf_shape(leaf) -> tuple[tuple, str]:

@@ -25,7 +25,7 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from lenet_jax.errors import UserError
+from lenet_jax.errors import UserError, first_line
 
 YNN_FUSION_TYPE = "xla_cpu_experimental_ynn_fusion_type"
 # YNNPACK keeps the dots, where it is fast; XLA's emitters take convolutions and reductions.
@@ -81,7 +81,7 @@ def _known(name: str, value) -> bool:
     try:
         probe.compile(compiler_options={name: value})
     except Exception as e:  # XLA says INVALID_ARGUMENT for an unknown name or value
-        reason = (str(e).strip().splitlines() or [""])[0]
+        reason = first_line(e)
         print(
             f"warning: config.{FIELD}: jaxlib {importlib.metadata.version('jaxlib')} does not "
             f"accept {name}={value!r} ({reason}); compiling with XLA's default for it",
