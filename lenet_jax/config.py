@@ -65,7 +65,13 @@ def base_config() -> ml_collections.ConfigDict:
     # "weight_decay": False},); weight_decay is True (the optimizer's), False (none) or the
     # group's own coefficient. Parameters in no group take the settings above.
     config.optimizer.param_groups = ()
-    config.label_smoothing = 0.0
+    # The loss minimised: cross_entropy, or a fork's "package.module:function" that gets
+    # the model's whole output (docs/custom_model.md).
+    config.loss = "cross_entropy"
+    config.label_smoothing = 0.0  # cross_entropy's
+    # cross_entropy adds this times each `*loss` extra the model returns (aux_loss, ...);
+    # 0 reports them in the metrics without minimising them.
+    config.aux_loss_weight = 0.0
     config.grad_accum_steps = 1  # average the gradients of this many batches per update
     # An exponential moving average of the parameters, kept in the state and evaluated beside
     # the raw ones ("test_ema" rows); 0 = off, 0.999 = a horizon of about 1000 steps.
@@ -230,6 +236,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _require(value is None or 0 <= value < 1, path, "a number in [0, 1)", value)
     for path in _REGEXES:
         check_regex(config[path], path)
+    _require(
+        isinstance(config.aux_loss_weight, int | float) and config.aux_loss_weight >= 0,
+        "aux_loss_weight",
+        "a number >= 0 (0 reports the model's auxiliary losses without minimising them)",
+        config.aux_loss_weight,
+    )
     patience = config.early_stopping_patience
     _require(
         patience is None or patience >= 1,

@@ -18,12 +18,13 @@ Two kinds of module meet it (docs/custom_model.md has the user's side):
     checkpoints hold NNX models the way they hold linen ones.
 
 The output may be logits, a tuple whose first element is the logits, or a dict with
-"logits". `check` runs the contract once on abstract values (no FLOPs) before any work
-is done, and in doing so discovers the RNG streams the module asks for and the axis
-names its collectives use: each stream gets its own key from the step key, and on one
-device (or under jit sharding, whose batch is already global) each axis is bound with a
-size-1 `vmap`, so a BatchNorm written for pmap (`axis_name="batch"`) runs anywhere. A
-failure inside the module becomes one `ModelError` line that names the contract point.
+"logits"; the rest of it reaches the loss (`Output`, `training.losses`). `check` runs the
+contract once on abstract values (no FLOPs) before any work is done, and in doing so
+discovers the RNG streams the module asks for and the axis names its collectives use:
+each stream gets its own key from the step key, and on one device (or under jit sharding,
+whose batch is already global) each axis is bound with a size-1 `vmap`, so a BatchNorm
+written for pmap (`axis_name="batch"`) runs anywhere. A failure inside the module becomes
+one `ModelError` line that names the contract point.
 """
 
 import functools
@@ -31,6 +32,7 @@ import inspect
 import re
 import zlib
 from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -59,23 +61,48 @@ def stream_key(base: jax.Array, stream: str) -> jax.Array:
     return jax.random.fold_in(base, zlib.crc32(stream.encode()) & 0x7FFFFFFF)
 
 
-def output_logits(out, name: str):
-    """The logits of a module's output: logits, (logits, extras...) or {"logits": ...}."""
+class Output(NamedTuple):
+    """A module's output as the contract reads it: what losses receive.
+
+    `logits` (batch, classes); `extras` the named rest of a tuple or dict output (a
+    dict's other keys, the entries of dicts inside a tuple, and any other tuple element
+    as `output_<position>`); `raw` the module's output unchanged.
+    """
+
+    logits: jax.Array
+    extras: dict[str, Any]
+    raw: Any
+
+
+_OUTPUT_FORMS = "logits, a tuple whose first element is the logits, or a dict with 'logits'"
+
+
+def model_output(out, name: str) -> Output:
+    """The contract's reading of a module's output: logits, (logits, extras...) or
+    {"logits": ..., extras...}."""
+    extras = {}
     if isinstance(out, tuple | list) and out:
-        out = out[0]
+        logits = out[0]
+        for position, extra in enumerate(out[1:], start=1):
+            if isinstance(extra, dict):
+                extras.update({str(k): v for k, v in extra.items()})
+            else:
+                extras[f"output_{position}"] = extra
     elif isinstance(out, dict):
         if "logits" not in out:
             raise ModelError(
-                f"model {name!r} returned a dict with keys {sorted(out)}; the contract wants "
-                "logits, a tuple whose first element is the logits, or a dict with 'logits'"
+                f"model {name!r} returned a dict with keys {sorted(out)}; the contract "
+                f"wants {_OUTPUT_FORMS}"
             )
-        out = out["logits"]
-    if not hasattr(out, "shape") or not hasattr(out, "dtype"):
+        logits = out["logits"]
+        extras = {str(k): v for k, v in out.items() if k != "logits"}
+    else:
+        logits = out
+    if not hasattr(logits, "shape") or not hasattr(logits, "dtype"):
         raise ModelError(
-            f"model {name!r} returned {type(out).__name__}; the contract wants logits, a tuple "
-            "whose first element is the logits, or a dict with 'logits'"
+            f"model {name!r} returned {type(logits).__name__}; the contract wants {_OUTPUT_FORMS}"
         )
-    return out
+    return Output(logits, extras, out)
 
 
 class Model:
@@ -112,10 +139,19 @@ class Model:
 
     def apply(self, params, batch_stats, images, *, train: bool, rngs: dict, bound_axis=None):
         """(logits, new batch_stats); axes other than `bound_axis` get a size-1 binding."""
+        out, stats = self.apply_output(
+            params, batch_stats, images, train=train, rngs=rngs, bound_axis=bound_axis
+        )
+        return out.logits, stats
+
+    def apply_output(
+        self, params, batch_stats, images, *, train: bool, rngs: dict, bound_axis=None
+    ) -> tuple[Output, object]:
+        """`apply` with the whole output (`Output`): logits, extras and the module's own."""
 
         def call(params, batch_stats, images, rngs):
-            logits, stats = self._apply(params, batch_stats, images, train=train, rngs=rngs)
-            return output_logits(logits, self.name), stats
+            out, stats = self._apply(params, batch_stats, images, train=train, rngs=rngs)
+            return model_output(out, self.name), stats
 
         for axis in self.axis_names:
             if axis != bound_axis:
@@ -338,7 +374,6 @@ class NnxModel(Model):
         out = module(images, **kwargs)
         new_stats = _to_pure(nnx.split(module, nnx.Param, nnx.RngState, ...)[3])
         return out, (new_stats if train else batch_stats)
-
 
     def _hint(self, message: str) -> str:
         if "rngs" not in message:

@@ -20,7 +20,7 @@ def evaluate_workdir(
     `weights` (EMA or raw) given. Writes workdir/eval.json and the plots, atomically,
     unless a run holds the workdir."""
     from lenet_jax.report import plots
-    from lenet_jax.report.inference import combined_logits, load_run, predict_split
+    from lenet_jax.report.inference import combined_logits, load_run, score_split
     from lenet_jax.training import lock
 
     snapshot = load_run(workdir, checkpoint, weights)
@@ -32,8 +32,8 @@ def evaluate_workdir(
             snapshot,
             run=dataclasses.replace(snapshot.run, dataset=snapshot.dataset.take(0, num_examples)),
         )
-    logits, labels = predict_split(snapshot)
-    report = evaluation_report(snapshot, logits, labels)
+    logits, labels, terms = score_split(snapshot)
+    report = evaluation_report(snapshot, logits, labels, terms)
     trained_on = snapshot.config.num_test_examples or available
     print(
         f"scored {len(labels):,} test examples of {available:,}"
@@ -67,16 +67,18 @@ def atomic_write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def evaluation_report(snapshot: Snapshot, logits: np.ndarray, labels: np.ndarray) -> dict:
-    """{"step", "weights", every metric (accuracy, loss, ...), "per_class_accuracy",
-    "confusion_matrix", "class_names"}: the metrics are those training
+def evaluation_report(
+    snapshot: Snapshot, logits: np.ndarray, labels: np.ndarray, terms: dict | None = None
+) -> dict:
+    """{"step", "weights", every metric (accuracy, loss, ...) and the loss's named `terms`,
+    "per_class_accuracy", "confusion_matrix", "class_names"}: the metrics are those training
     reports (`training.metrics`). A population's (logits (N, examples, classes)) are the
     mean over replicas with `_std` and `_per_replica`, and `ensemble_*` (averaged
     probabilities), whose predictions the per-class figures and the confusion count."""
     from lenet_jax.report.inference import combined_logits
 
     names = snapshot.dataset.class_names
-    scores = metrics.evaluate_logits(logits, labels)
+    scores = metrics.evaluate_logits(logits, labels, terms)
     predictions = combined_logits(logits).argmax(-1)
     confusion = confusion_matrix(labels, predictions, len(names))
     per_class = per_class_accuracy(confusion)

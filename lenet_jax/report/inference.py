@@ -80,17 +80,38 @@ def predict_split(snapshot: Snapshot, split: str = "test") -> tuple[np.ndarray, 
     return predict_images(snapshot, images), labels
 
 
+def score_split(
+    snapshot: Snapshot, split: str = "test"
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(logits, labels, terms) for every example of `split`, in order: `predict_split` plus
+    the run's loss's named terms per example ((N, examples) for a population)."""
+    images, labels = snapshot.dataset.split(split)
+    outputs = list(_batched(snapshot, snapshot.run.score_step(), images, labels))
+    logits = np.concatenate([out[0][..., keep, :] for out, keep in outputs], axis=-2)
+    names = outputs[0][0][1] if outputs else {}
+    terms = {
+        name: np.concatenate([out[1][name][..., keep] for out, keep in outputs], axis=-1)
+        for name in names
+    }
+    return logits, labels, terms
+
+
 def predict_images(snapshot: Snapshot, images: np.ndarray) -> np.ndarray:
     """Logits for uint8 NHWC `images` on this process's default device, in fixed-size padded
     batches (one compilation), whatever strategy trained the run: (examples, classes), or a
     population's (N, examples, classes)."""
-    predict = snapshot.run.strategy.jit(snapshot.run.predict_step())
+    predict = snapshot.run.predict_step()
+    outputs = _batched(snapshot, lambda state, x, labels, mask: predict(state, x), images)
+    return np.concatenate([logits[..., keep, :] for logits, keep in outputs], axis=-2)
+
+
+def _batched(snapshot: Snapshot, step, images: np.ndarray, labels: np.ndarray | None = None):
+    """(output on the host, which examples are real) of `step(state, images, labels, mask)`
+    over `images` in padded batches of one size (one compilation), on this process's
+    default device."""
+    compiled = snapshot.run.strategy.jit(step)
     size = min(PREDICT_BATCH, len(images)) or 1
-    dummy_labels = np.zeros(len(images), np.int32)
-    placed = batches.eval_batches(
-        parallel.Strategy(), images, dummy_labels, size, share=slice(None)
-    )
-    logits = [(predict(snapshot.state, x), mask) for x, _, mask in placed]
-    return np.concatenate(
-        [np.asarray(out)[..., np.asarray(mask), :] for out, mask in logits], axis=-2
-    )
+    labels = np.zeros(len(images), np.int32) if labels is None else labels
+    placed = batches.eval_batches(parallel.Strategy(), images, labels, size, share=slice(None))
+    for x, y, mask in placed:
+        yield jax.device_get(compiled(snapshot.state, x, y, mask)), np.asarray(mask)

@@ -6,7 +6,8 @@ cross-entropy in evaluation). A step returns masked *sums* (`batch_sums`), which
 exactly over padded last batches, devices and hosts; the loop merges them on the host in
 float64, in step order (`Totals`), so the sums, and hence a resumed run, do not depend on
 where it was interrupted. Adding a metric is one entry in `METRICS`: it then appears in the
-train and test rows of metrics.jsonl, in TensorBoard and in `evaluate`'s report.
+train and test rows of metrics.jsonl, in TensorBoard and in `evaluate`'s report. A loss's
+named terms (`training.losses`) ride in the same sums under their own names.
 """
 
 import dataclasses
@@ -61,12 +62,18 @@ def names() -> list[str]:
 
 
 def batch_sums(
-    logits: jax.Array, labels: jax.Array, loss: jax.Array, mask: jax.Array | None = None
+    logits: jax.Array,
+    labels: jax.Array,
+    loss: jax.Array,
+    mask: jax.Array | None = None,
+    terms: Mapping[str, jax.Array] | None = None,
 ) -> dict[str, jax.Array]:
-    """{metric: masked sum over the batch, "count": examples counted}, on the device."""
+    """{metric: masked sum over the batch, "count": examples counted}, on the device, and
+    each of a loss's named `terms` (per-example values) summed likewise."""
     mask = jnp.ones(labels.shape, jnp.float32) if mask is None else mask.astype(jnp.float32)
     logits = logits.astype(jnp.float32)
     sums = {m.name: (m.per_example(logits, labels, loss) * mask).sum() for m in METRICS}
+    sums.update({name: (value * mask).sum() for name, value in (terms or {}).items()})
     return {**sums, COUNT: mask.sum()}
 
 
@@ -140,24 +147,33 @@ def mean_loss(sums: Mapping[str, jax.Array]) -> float:
 
 
 def eval_sums(
-    logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None
+    logits: jax.Array,
+    labels: jax.Array,
+    mask: jax.Array | None = None,
+    terms: Mapping[str, jax.Array] | None = None,
 ) -> dict[str, jax.Array]:
-    """An evaluation batch's sums (plain cross-entropy). A population's logits (N, batch,
-    classes) give (N,) sums per metric, plus the ensemble's as `ensemble_*`."""
+    """An evaluation batch's sums (plain cross-entropy), with a loss's named `terms`. A
+    population's logits (N, batch, classes) and terms (N, batch) give (N,) sums per metric,
+    plus the ensemble's metrics as `ensemble_*`."""
+    terms = dict(terms or {})
 
-    def sums_of(logits):
-        return batch_sums(logits, labels, cross_entropy(logits, labels), mask)
+    def sums_of(logits, terms):
+        return batch_sums(logits, labels, cross_entropy(logits, labels), mask, terms)
 
     if logits.ndim == 2:
-        return sums_of(logits)
-    sums = jax.vmap(sums_of)(logits)
-    for name, value in sums_of(ensemble_logits(logits)).items():
+        return sums_of(logits, terms)
+    sums = jax.vmap(sums_of)(logits, terms)
+    for name, value in sums_of(ensemble_logits(logits), {}).items():
         if name != COUNT:
             sums[ENSEMBLE + name] = value
     return sums
 
 
-def evaluate_logits(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Every metric over a whole split from its logits (a population's too), as the eval
-    step computes them."""
-    return Totals().merge([eval_sums(jnp.asarray(logits), jnp.asarray(labels))]).compute()
+def evaluate_logits(
+    logits: np.ndarray, labels: np.ndarray, terms: Mapping[str, np.ndarray] | None = None
+) -> dict[str, float]:
+    """Every metric over a whole split from its logits (a population's too), and a loss's
+    per-example `terms`, as the eval step computes them."""
+    terms = {name: jnp.asarray(value) for name, value in (terms or {}).items()}
+    sums = eval_sums(jnp.asarray(logits), jnp.asarray(labels), terms=terms)
+    return Totals().merge([sums]).compute()

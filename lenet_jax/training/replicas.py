@@ -73,17 +73,18 @@ def vectorize_train_step(train_step, num_replicas: int, *, own_data: bool, loop:
 
 
 def vectorize_predict(predict, num_replicas: int, loop: str = "vmap"):
-    """`predict(state, images) -> logits` as (N, batch, classes) for a replicated state."""
+    """`predict(state, *inputs) -> outputs` for a replicated state, every replica seeing
+    the same inputs: each output gets a leading replica axis (logits (N, batch, classes))."""
     if num_replicas == 1:
         return predict
-    if loop == "vmap":
-        return jax.vmap(predict, in_axes=(STATE_AXES, None))
 
-    def mapped(state: TrainState, images):
-        one = lambda replica: predict(replica.replace(step=state.step), images)  # noqa: E731
+    def vectorized(state: TrainState, *inputs):
+        if loop == "vmap":
+            return jax.vmap(lambda replica: predict(replica, *inputs), in_axes=(STATE_AXES,))(state)
+        one = lambda replica: predict(replica.replace(step=state.step), *inputs)  # noqa: E731
         return jax.lax.map(one, state.replace(step=None))
 
-    return mapped
+    return vectorized
 
 
 def select(state: TrainState, replica: int) -> TrainState:

@@ -25,6 +25,7 @@ from lenet_jax.training import (
     augment,
     compile_options,
     distributed,
+    losses,
     parallel,
     param_groups,
     replicas,
@@ -90,6 +91,7 @@ class Run:
     config: ml_collections.ConfigDict
     dataset: Dataset
     model: Model
+    loss: losses.Loss
     strategy: parallel.Strategy
     tx: optax.GradientTransformation
     schedule: optax.Schedule
@@ -172,10 +174,8 @@ class Run:
             self.tx,
             mean=self.dataset.mean,
             std=self.dataset.std,
-            label_smoothing=self.config.label_smoothing,
-            augment=augment.make_augment(
-                **self.config.augment, axis_name=self.strategy.axis_name
-            ),
+            loss=self.loss,
+            augment=augment.make_augment(**self.config.augment, axis_name=self.strategy.axis_name),
             compute_dtype=self.compute_dtype,
             axis_name=self.strategy.axis_name,
             ema=self.ema_rule(),
@@ -196,6 +196,7 @@ class Run:
             axis_name=self.strategy.axis_name,
             num_replicas=self.num_replicas,
             replica_loop=self.replica_loop,
+            loss=self.loss,
         )
 
     def predict_step(self):
@@ -203,6 +204,12 @@ class Run:
         classes), or (N, batch, classes) for a population."""
         predict = steps.make_predict_step(self.model, **self._normalization())
         return replicas.vectorize_predict(predict, self.num_replicas, self.replica_loop)
+
+    def score_step(self):
+        """Eval-mode `(state, images, labels, mask) -> (logits, the loss's per-example
+        terms)` for one device, as `predict_step` (what `evaluate` scores a split with)."""
+        score = steps.make_score_step(self.model, loss=self.loss, **self._normalization())
+        return replicas.vectorize_predict(score, self.num_replicas, self.replica_loop)
 
     def ema_rule(self) -> steps.EmaRule:
         """The config's EMA: its decay, cadence, ramp over the run's updates, lookahead."""
@@ -314,6 +321,8 @@ def build_run(
         batch_axis=parallel.AXIS if strategy_name == "pmap" else None,
     )
     model.check(dataset.image_shape, dataset.num_classes)
+    loss = losses.resolve(config)
+    losses.check(loss, model, dataset.image_shape, dataset.num_classes)
     if config.replica_data_order and is_streamed(dataset.train_images):
         raise UserError(
             "config.replica_data_order=True gathers a batch per replica, but the train split "
@@ -356,6 +365,7 @@ def build_run(
         config=config,
         dataset=dataset,
         model=model,
+        loss=loss,
         strategy=strategy,
         tx=tx,
         schedule=schedule,

@@ -12,9 +12,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lenet_jax.models.contract import Model, as_model
-from lenet_jax.training import metrics, replicas
+from lenet_jax.models.contract import Model, Output, as_model
+from lenet_jax.training import losses, metrics, replicas
 from lenet_jax.training.augment import Augment, flip, tta_views
+from lenet_jax.training.losses import Loss
 from lenet_jax.training.state import TrainState
 
 
@@ -71,7 +72,7 @@ def make_train_step(
     *,
     mean: Sequence[float],
     std: Sequence[float],
-    label_smoothing: float = 0.0,
+    loss: Loss | None = None,
     augment: Augment | None = None,
     compute_dtype=jnp.float32,
     axis_name: str | None = None,
@@ -81,6 +82,7 @@ def make_train_step(
 ):
     """Returns `train_step(state, images, labels, train_key) -> (state, metric sums)`.
 
+    The step minimises `loss` (default: plain cross-entropy) and reports its named terms.
     With `axis_name` (under pmap) gradients and batch statistics are averaged and metric
     sums added over that axis, the device index is folded into the dropout key so devices
     draw different masks, and `augment` (made with the same `axis_name`) draws each
@@ -91,6 +93,7 @@ def make_train_step(
     whole: alternating flips, over a train split that `augment.mirror_half` prepared.
     """
     model = as_model(model)
+    loss = loss or losses.Loss("cross_entropy", losses.cross_entropy())
     rule = ema if isinstance(ema, EmaRule) else EmaRule(decay=float(ema))
 
     def train_step(state: TrainState, images, labels, train_key):
@@ -104,8 +107,8 @@ def make_train_step(
             odd_epoch = (state.step // mirror_odd_epochs_of) % 2 == 1
             x = jnp.where(odd_epoch, flip(x), x)
 
-        def loss_fn(params):
-            logits, batch_stats = model.apply(
+        def objective(params):
+            out, batch_stats = model.apply_output(
                 params,
                 state.batch_stats,
                 x,
@@ -113,13 +116,13 @@ def make_train_step(
                 rngs=model.rngs(dropout_key),
                 bound_axis=axis_name,
             )
-            loss = metrics.cross_entropy(logits, labels, label_smoothing)
-            return loss.mean(), (logits, loss, batch_stats)
+            value = loss(out, labels)
+            return value.objective, (out.logits, value, batch_stats)
 
-        (_, (logits, loss, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (_, (logits, value, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params
         )
-        sums = metrics.batch_sums(logits, labels, loss)
+        sums = metrics.batch_sums(logits, labels, value.per_example, terms=value.terms)
         if axis_name is not None:
             grads, batch_stats = jax.lax.pmean((grads, batch_stats), axis_name)
             sums = jax.lax.psum(sums, axis_name)
@@ -182,6 +185,7 @@ def make_eval_step(
     num_replicas: int = 1,
     replica_loop: str = "vmap",
     tta: str = "none",
+    loss: Loss | None = None,
 ):
     """Returns `eval_step(state, images, labels, mask) -> (metric sums, predicted classes)`.
 
@@ -189,23 +193,42 @@ def make_eval_step(
     predictions (argmax, int32) give the plots their confusion matrix without a second
     pass over the split. For a population (`num_replicas` > 1) the sums are per replica,
     plus the ensemble's (averaged probabilities) as `ensemble_*`, whose classes are the
-    predictions.
+    predictions. With `loss`, its named terms on the eval-mode output are summed too.
     """
-    predict = replicas.vectorize_predict(
-        make_predict_step(
-            model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name, tta=tta
+    score = replicas.vectorize_predict(
+        make_score_step(
+            model,
+            mean=mean,
+            std=std,
+            compute_dtype=compute_dtype,
+            axis_name=axis_name,
+            tta=tta,
+            loss=loss,
         ),
         num_replicas,
         replica_loop,
     )
 
     def eval_step(state: TrainState, images, labels, mask):
-        logits = predict(state, images)
+        logits, terms = score(state, images, labels, mask)
         combined = metrics.ensemble_logits(logits) if num_replicas > 1 else logits
-        sums = metrics.eval_sums(logits, labels, mask)
+        sums = metrics.eval_sums(logits, labels, mask, terms)
         return sums, jnp.argmax(combined, -1).astype(jnp.int32)
 
     return eval_step
+
+
+def make_score_step(model: Model, *, loss: Loss | None = None, **forward_options):
+    """Returns `score(state, images, labels, mask) -> (logits, terms)`: eval-mode logits
+    (as `make_predict_step`) and `loss`'s per-example named terms ({} without a loss)."""
+    forward = make_forward(model, **forward_options)
+
+    def score(state: TrainState, images, labels, mask):
+        out = forward(state, images)
+        terms = loss(out, labels, mask).terms if loss is not None else {}
+        return out.logits, terms
+
+    return score
 
 
 def make_predict_step(
@@ -219,15 +242,32 @@ def make_predict_step(
 ):
     """Returns `predict(state, uint8 images) -> float32 logits`, in eval mode: with `tta`
     (`augment.TTA`), the weighted mean of the logits of the test-time-augmented views."""
+    forward = make_forward(
+        model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name, tta=tta
+    )
+    return lambda state, images: forward(state, images).logits
+
+
+def make_forward(
+    model: Model,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    compute_dtype=jnp.float32,
+    axis_name: str | None = None,
+    tta: str = "none",
+):
+    """Returns `forward(state, uint8 images) -> Output`, in eval mode, its arrays float32:
+    with `tta`, every array of the output is the weighted mean over the views."""
     model = as_model(model)
 
-    def predict(state: TrainState, images):
+    def forward(state: TrainState, images) -> Output:
         x = normalize(images, mean, std, compute_dtype)
         # Eval mode draws no randomness; a fixed key serves a module that asks anyway.
         rngs = model.rngs(jax.random.key(0))
-        logits = 0.0
+        total = None
         for weight, view in tta_views(x, tta):
-            out, _ = model.apply(
+            out, _ = model.apply_output(
                 state.params,
                 state.batch_stats,
                 view,
@@ -235,7 +275,8 @@ def make_predict_step(
                 rngs=rngs,
                 bound_axis=axis_name,
             )
-            logits = logits + weight * out.astype(jnp.float32)
-        return logits
+            weighted = jax.tree.map(lambda v, w=weight: w * jnp.asarray(v, jnp.float32), out)
+            total = weighted if total is None else jax.tree.map(jnp.add, total, weighted)
+        return total
 
-    return predict
+    return forward
