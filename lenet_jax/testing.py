@@ -10,8 +10,10 @@ trains here, before any run.
 fields, the contract), then checks on real arrays what a run relies on: init and both
 modes give `(batch, num_classes)` logits; the same key gives the same train-mode output and
 eval mode ignores the key; BatchNorm statistics move in train mode only; a few steps on a
-fixed batch lower the loss; and the same seed trains to the same parameters, bit for bit.
-A failure is an `AssertionError` naming the check.
+fixed batch lower the loss (the run's loss: `loss`, as `config.loss` names it, checked
+against the module's output first); and the same seed trains to the same parameters, bit
+for bit. A failure is an `AssertionError` naming the check, or the one-line error `train`
+would give.
 """
 
 import dataclasses
@@ -23,7 +25,7 @@ import ml_collections
 import optax
 
 from lenet_jax.models import Model, build_model
-from lenet_jax.training.metrics import cross_entropy
+from lenet_jax.training import losses as losses_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,18 +48,27 @@ def check_model(
     steps: int = 10,
     batch: int = 16,
     learning_rate: float = 1e-3,
+    loss: str = "cross_entropy",
+    aux_loss_weight: float = 0.0,
 ) -> ContractReport:
     """Checks that the module `name` (a registered name or `package.module:attr`), built
-    with the config model `fields`, meets the contract; returns what it learned."""
+    with the config model `fields`, meets the contract and trains under `loss` (with
+    `aux_loss_weight`); returns what it learned."""
     config = ml_collections.ConfigDict({"name": name, **(fields or {})})
     model = build_model(config, num_classes=num_classes)
     model.check(image_shape, num_classes)
+    loss_fn = losses_lib.resolve(
+        ml_collections.ConfigDict(
+            {"loss": loss, "label_smoothing": 0.0, "aux_loss_weight": aux_loss_weight}
+        )
+    )
+    losses_lib.check(loss_fn, model, image_shape, num_classes)
     images = jax.random.normal(jax.random.key(1), (batch, *image_shape))
     labels = jax.random.randint(jax.random.key(2), (batch,), 0, num_classes)
     params, stats = model.init(jax.random.key(0), images[:1])
     _check_calls(model, params, stats, images, num_classes)
-    losses = _train(model, params, stats, images, labels, steps, learning_rate)
-    again = _train(model, params, stats, images, labels, steps, learning_rate)
+    losses = _train(model, loss_fn, params, stats, images, labels, steps, learning_rate)
+    again = _train(model, loss_fn, params, stats, images, labels, steps, learning_rate)
     assert losses == again, "the same key must train to the same losses, bit for bit"
     assert losses[-1] < losses[0], f"{steps} steps on one fixed batch did not lower the loss"
     return ContractReport(
@@ -97,22 +108,33 @@ def _check_calls(model: Model, params, stats, images, num_classes: int) -> None:
         assert any(jax.tree.leaves(moved)), "train mode must update the batch statistics"
 
 
-def _train(model: Model, params, stats, images, labels, steps: int, learning_rate: float):
+def _train(
+    model: Model,
+    loss: losses_lib.Loss,
+    params,
+    stats,
+    images,
+    labels,
+    steps: int,
+    learning_rate: float,
+):
     """The train-mode loss on the fixed batch at each of `steps` Adam steps."""
     tx = optax.adam(learning_rate)
 
     @jax.jit
     def step(params, opt_state, stats, key):
-        def loss_fn(params):
-            logits, new_stats = model.apply(params, stats, images, train=True, rngs=model.rngs(key))
-            return cross_entropy(logits, labels).mean(), new_stats
+        def objective(params):
+            out, new_stats = model.apply_output(
+                params, stats, images, train=True, rngs=model.rngs(key)
+            )
+            return loss(out, labels).objective, new_stats
 
-        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (value, new_stats), grads = jax.value_and_grad(objective, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, new_stats, loss
+        return optax.apply_updates(params, updates), opt_state, new_stats, value
 
-    opt_state, losses = tx.init(params), []
+    opt_state, values = tx.init(params), []
     for i in range(steps):
-        params, opt_state, stats, loss = step(params, opt_state, stats, jax.random.key(10 + i))
-        losses.append(float(loss))
-    return tuple(losses)
+        params, opt_state, stats, value = step(params, opt_state, stats, jax.random.key(10 + i))
+        values.append(float(value))
+    return tuple(values)

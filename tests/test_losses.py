@@ -17,6 +17,7 @@ from lenet_jax.errors import UserError
 from lenet_jax.models import build_model
 from lenet_jax.models.contract import Output
 from lenet_jax.report.evaluation import evaluate_workdir
+from lenet_jax.testing import check_model
 from lenet_jax.training import loop as trainer
 from lenet_jax.training import losses, metrics
 from lenet_jax.training.metrics_log import read_rows
@@ -189,3 +190,10 @@ def test_a_negative_aux_loss_weight_is_refused(tiny_config, tmp_path):
         UserError, match=r"config.aux_loss_weight=-1.0 is not allowed; expected a number >= 0"
     ):
         trainer.train_and_evaluate(tiny_config, str(tmp_path / "run"))
+
+
+def test_the_contract_kit_trains_with_a_forks_loss_and_refuses_a_broken_one():
+    report = check_model(AUX_MODEL, loss="fork_models.fork_losses:focal", aux_loss_weight=0.1)
+    assert report.losses[-1] < report.losses[0]
+    with pytest.raises(UserError, match="its loss has shape"):
+        check_model(AUX_MODEL, loss="fork_models.fork_losses:logits_not_a_loss")
