@@ -19,6 +19,9 @@ OPEN_SECTION = "model"  # the one part of a config a fork may extend (config.loc
 # an override by the field's type (a bool refuses "None"), so these are taken out of the
 # arguments before parsing and applied after.
 _CLEARED_MODEL_FIELDS: list[str] = []
+# The config.model fields the command line sets: a factory with `**kwargs` gets them, stock
+# or not (config.model_fields_passed).
+_SET_MODEL_FIELDS: list[str] = []
 
 
 @contextlib.contextmanager
@@ -74,6 +77,8 @@ def config_or_error(config_flag):
     original = load_config_file(config_flags.get_config_filename(config_flag))
     for field in _CLEARED_MODEL_FIELDS:
         config.model[field] = None  # not passed to the model, which keeps its own default
+    passed = set(config.model_fields_passed) | set(_SET_MODEL_FIELDS)
+    config.model_fields_passed = tuple(sorted(passed - {"name"}))
     for path in sorted(_paths(config) - _paths(original)):
         if path.split(".")[0] != OPEN_SECTION:
             raise UserError(_unknown_field(path, original))
@@ -113,12 +118,16 @@ def parse_flags(argv: list[str]) -> list[str]:
 
     kept = []
     _CLEARED_MODEL_FIELDS.clear()  # this parse's, not a previous one's
+    _SET_MODEL_FIELDS.clear()
     for arg in argv:
         match = re.fullmatch(rf"--config\.{OPEN_SECTION}\.(\w+)=None", arg)
         if match:
             _CLEARED_MODEL_FIELDS.append(match.group(1))
-        else:
-            kept.append(arg)
+            continue
+        kept.append(arg)
+        match = re.match(rf"--config\.{OPEN_SECTION}\.(\w+)(=|$)", arg)
+        if match:
+            _SET_MODEL_FIELDS.append(match.group(1))
     try:
         return flags.FLAGS(kept)
     except KeyError as e:

@@ -45,6 +45,10 @@ def base_config() -> ml_collections.ConfigDict:
     # How convolutions run: auto (the banded matmul on CPU where it is faster, else XLA's
     # convolution) | xla | band; None = the model's own default (auto). Same parameters.
     config.model.conv_impl = ml_collections.config_dict.placeholder(str)
+    # config.model fields passed to a factory that takes **kwargs even where it names none
+    # of them (a stock field is otherwise dropped for it); each --config.model.X=... on the
+    # command line adds its X.
+    config.model_fields_passed = ()
     # Optimizer and learning-rate schedule.
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"  # sgd | adam | adamw

@@ -72,7 +72,9 @@ def summary(
     width: int | None = None,
 ) -> str:
     """The whole report as text; `width` (terminal columns) also turns on colour."""
-    model = build_model(config.model, num_classes=num_classes)
+    model = build_model(
+        config.model, num_classes=num_classes, passed=tuple(config.get("model_fields_passed", ()))
+    )
     model.check(shape, num_classes)
     x = jnp.zeros((1, *shape), jnp.float32)
     lines = [

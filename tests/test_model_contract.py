@@ -149,6 +149,23 @@ def test_a_kwargs_factory_gets_only_the_fields_it_takes_through_the_cli(tmp_path
     _check_trained_and_evaluated(tmp_path, KWARGS_FACTORY, epochs=1, test_examples=1000)
 
 
+def test_a_kwargs_factory_gets_a_stock_field_set_on_the_command_line(tiny_mnist_dir, tmp_path):
+    """`features` is a stock field (the LeNets'): the config file's would be dropped for a
+    factory that does not name it, but the command line's reaches its `**kw`, and
+    config.json keeps it so `evaluate` builds the same module."""
+    model = "fork_models.kwargs_factory:nnx_model"
+    result = run_cli(tmp_path, tiny_mnist_dir, model, "--config.model.features=(4, 8)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warning:" not in result.stderr
+    assert json.loads((tmp_path / "config.json").read_text())["model_fields_passed"] == [
+        "features"
+    ]
+    params = load_run(str(tmp_path), "latest").state.params
+    assert params["conv1"]["kernel"].shape == (3, 3, 1, 4)
+    assert params["conv2"]["kernel"].shape == (3, 3, 4, 8)
+    _check_trained_and_evaluated(tmp_path, model)
+
+
 def test_an_nnx_model_with_dropout_resumes_bit_identically(tiny_config, tmp_path, monkeypatch):
     tiny_config.model.name = "fork_models.nnx_idioms:CallRngsCNN"
     tiny_config.num_epochs = 2

@@ -169,15 +169,17 @@ def model_kwargs(
     num_classes: int,
     dtype: str,
     batch_axis: str | None = None,
+    passed: tuple[str, ...] = (),
 ) -> dict:
-    """The keyword arguments `factory` gets: the config's fields it declares, and the run's."""
+    """The keyword arguments `factory` gets: the config's fields it declares, and the run's;
+    a factory with `**kwargs` also gets the `passed` fields (those the user set)."""
     name = model_config.name
     # None means "the model's own default", so a preset such as cifar_cnn_dropout keeps it.
     kwargs = {k: v for k, v in model_config.to_dict().items() if k != "name" and v is not None}
     fields = declared_fields(factory)
     if fields is None:  # `**kwargs`: what it names, what it builds, and the fork's own fields
         fields = accepted_by_kwargs_factory(factory, kwargs, num_classes)
-        fields |= set(kwargs) - stock_fields()
+        fields |= (set(kwargs) - stock_fields()) | (set(passed) & set(kwargs))
     for field in sorted(set(kwargs) - fields):
         if field not in stock_fields():
             raise UserError(
@@ -212,17 +214,24 @@ def build_model(
     num_classes: int,
     dtype: str = "float32",
     batch_axis: str | None = None,
+    passed: tuple[str, ...] = (),
 ) -> Model:
     """The model `config.model` names, behind the contract (`contract.Model`).
 
     `dtype` (the activations' dtype) goes to models with a `dtype` field; float32 needs none.
     `batch_axis` (pmap's device axis) goes to models with a `batch_axis` field (the stock
-    ones), whose BatchNorm statistics then average over the devices.
+    ones), whose BatchNorm statistics then average over the devices. `passed`
+    (config.model_fields_passed) reach a factory with `**kwargs` whether it names them or not.
     """
     name = model_config.name
     factory = resolve_factory(name)
     kwargs = model_kwargs(
-        model_config, factory, num_classes=num_classes, dtype=dtype, batch_axis=batch_axis
+        model_config,
+        factory,
+        num_classes=num_classes,
+        dtype=dtype,
+        batch_axis=batch_axis,
+        passed=passed,
     )
     if is_nnx(factory):
         return NnxModel(name, lambda rngs: factory(**kwargs, rngs=rngs))

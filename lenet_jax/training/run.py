@@ -319,6 +319,7 @@ def build_run(
         num_classes=dataset.num_classes,
         dtype=config.get("compute_dtype", "float32"),
         batch_axis=parallel.AXIS if strategy_name == "pmap" else None,
+        passed=tuple(config.model_fields_passed),
     )
     model.check(dataset.image_shape, dataset.num_classes)
     loss = losses.resolve(config)
