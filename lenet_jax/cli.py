@@ -41,16 +41,21 @@ def user_errors_as_one_line(exit=sys.exit):
         exit(EXIT_USER_ERROR)
 
 
-def define_config_flag():
-    """`--config FILE[:arg]` with `--config.a.b=v` overrides; read it with `config_or_error`."""
+def define_config_flag(flag_values=None, argv: list[str] | None = None):
+    """`--config FILE[:arg]` with `--config.a.b=v` overrides; read it with `config_or_error`.
+    `flag_values` and `argv` (whose overrides it learns): absl's global flags and
+    `sys.argv` unless given (the bad-input tests parse many command lines in-process)."""
+    from absl import flags
     from ml_collections import config_flags
 
     return config_flags.DEFINE_config_file(
         "config",
         None,
         "Config file, optionally FILE:arg (e.g. configs/fashion.py:smoke).",
+        flag_values=flags.FLAGS if flag_values is None else flag_values,
         lock_config=False,  # locked by config_or_error, once new model fields are in
         accept_new_attributes=True,
+        sys_argv=argv,
     )
 
 
@@ -112,10 +117,23 @@ def _unknown_field(path: str, original) -> str:
     return f"unknown config field {path!r}"
 
 
-def parse_flags(argv: list[str]) -> list[str]:
+def _load_config_arg(argv: list[str]) -> None:
+    """Loads the `--config` file once before absl does, so a file that fails to load is
+    one line (`config.load_config_file`), not absl's traceback."""
+    from lenet_jax.config import load_config_file
+
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            load_config_file(arg.removeprefix("--config="))
+        elif arg == "--config" and i + 1 < len(argv):
+            load_config_file(argv[i + 1])
+
+
+def parse_flags(argv: list[str], flag_values=None) -> list[str]:
     """absl's flag parsing, with config-override mistakes turned into one line and exit 2."""
     from absl import flags
 
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     kept = []
     _CLEARED_MODEL_FIELDS.clear()  # this parse's, not a previous one's
     _SET_MODEL_FIELDS.clear()
@@ -129,7 +147,12 @@ def parse_flags(argv: list[str]) -> list[str]:
         if match:
             _SET_MODEL_FIELDS.append(match.group(1))
     try:
-        return flags.FLAGS(kept)
+        _load_config_arg(kept)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USER_ERROR)
+    try:
+        return flag_values(kept)
     except KeyError as e:
         detail = one_line(str(e.args[0]) if e.args else str(e))
         print(f"error: unknown config field {detail}", file=sys.stderr, flush=True)

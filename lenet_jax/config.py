@@ -11,7 +11,7 @@ import os
 
 import ml_collections
 
-from lenet_jax.errors import UserError
+from lenet_jax.errors import UserError, first_line
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
@@ -209,8 +209,13 @@ _NON_NEGATIVE = (
     "profile_steps",
     "init_images",
 )
+_NON_NEGATIVE_NUMBERS = (
+    "optimizer.weight_decay",
+    "optimizer.warmup_epochs",
+)
 _FRACTIONS = (  # in [0, 1)
     "model.dropout_rate",
+    "optimizer.momentum",
     "label_smoothing",
     "ema_decay",
     "optimizer.warmup_from",
@@ -235,9 +240,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _require(
             _field(config, path) >= 0, path, "0 (off) or a positive integer", _field(config, path)
         )
+    for path in _NON_NEGATIVE_NUMBERS:
+        _require(_field(config, path) >= 0, path, "a number >= 0", _field(config, path))
     for path in _FRACTIONS:
         value = _field(config, path)
         _require(value is None or 0 <= value < 1, path, "a number in [0, 1)", value)
+    check_number_ranges(config)
+    passed = tuple(config.model_fields_passed)
+    _require(
+        all(isinstance(f, str) and f in config.model and f != "name" for f in passed),
+        "model_fields_passed",
+        f"names of config.model fields ({sorted(set(config.model) - {'name'})})",
+        passed,
+    )
     for path in _REGEXES:
         check_regex(config[path], path)
     _require(
@@ -283,6 +298,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check_groups(config.optimizer.param_groups)
 
 
+INT_LIMIT = 2**31 - 1  # what an int32 (the step counter, a seed's key) holds
+FLOAT_LIMIT = 3.4e38  # what a float32 holds
+
+
+def check_number_ranges(config: ml_collections.ConfigDict, prefix: str = "") -> None:
+    """Every number in the config, model fields included: an integer within int32, a float
+    finite and within float32 (a larger one overflows on the device)."""
+    import math
+
+    for key, value in config.items():
+        path = prefix + key
+        if isinstance(value, ml_collections.ConfigDict):
+            check_number_ranges(value, f"{path}.")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            _require(
+                abs(value) <= INT_LIMIT, path, f"an integer within +-{INT_LIMIT:,} (int32)", value
+            )
+        elif isinstance(value, float):
+            _require(
+                math.isfinite(value) and abs(value) <= FLOAT_LIMIT,
+                path,
+                f"a finite number within +-{FLOAT_LIMIT:g} (float32)",
+                value,
+            )
+
+
 def check_regex(pattern: str, field: str) -> None:
     """A one-line error naming `field` when `pattern` is not a regular expression."""
     import re
@@ -297,15 +338,44 @@ def check_regex(pattern: str, field: str) -> None:
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
-    """Loads `FILE[:arg]` the way `--config` does, locked, for scripts, tests and notebooks."""
+    """Loads `FILE[:arg]` the way `--config` does, locked, for scripts, tests and notebooks.
+
+    A file that is missing, is not Python, fails to run or whose `get_config` fails is one
+    `UserError` line naming the file (and the line, for a syntax error).
+    """
     path, _, arg = spec.partition(":")
+    if os.path.isdir(path):
+        raise UserError(f"--config={spec}: {path!r} is a directory; expected a config file")
     name = "lenet_jax_config_" + os.path.splitext(os.path.basename(path))[0]
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or not os.path.isfile(path):
         raise UserError(f"--config: no config file at {path!r}")
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    config = module.get_config(arg) if arg else module.get_config()
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise UserError(
+            f"--config={spec}: a Python syntax error at line {e.lineno} of {path}: {e.msg}"
+        ) from None
+    except Exception as e:
+        raise UserError(
+            f"--config={spec}: running {path} raised {type(e).__name__}: {first_line(e, 200)}"
+        ) from None
+    get_config = getattr(module, "get_config", None)
+    if not callable(get_config):
+        raise UserError(f"--config={spec}: {path} defines no get_config(); expected one")
+    try:
+        config = get_config(arg) if arg else get_config()
+    except Exception as e:
+        call = f"get_config({arg!r})" if arg else "get_config()"
+        raise UserError(
+            f"--config={spec}: {call} raised {type(e).__name__}: {first_line(e, 200)}"
+        ) from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise UserError(
+            f"--config={spec}: get_config returned {type(config).__name__}; expected an "
+            "ml_collections.ConfigDict"
+        )
     return lock(config)
 
 

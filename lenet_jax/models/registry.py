@@ -12,11 +12,14 @@ module declares: a field the config file sets for a stock model (`kernel_init`,
 with the stock configs unchanged. A field no model knows is an error.
 """
 
+import collections.abc
 import dataclasses
 import functools
 import importlib
 import inspect
 import sys
+import types
+import typing
 from collections.abc import Callable
 
 import jax.numpy as jnp
@@ -195,6 +198,7 @@ def model_kwargs(
             flush=True,
         )
         del kwargs[field]
+    check_field_types(factory, kwargs, name)
     if "num_classes" in fields:
         kwargs["num_classes"] = num_classes
     if "batch_axis" in fields and batch_axis is not None:
@@ -206,6 +210,46 @@ def model_kwargs(
             f"config.compute_dtype={dtype!r} needs a model with a `dtype` field; {name!r} has none"
         )
     return kwargs
+
+
+def _accepts(hint, value) -> bool | None:
+    """Whether `value` fits a field's simple type hint; None for a hint this does not read."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return value is None or (len(rest) == 1 and _accepts(rest[0], value) is not False)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, collections.abc.Sequence) and args and args[0] is int:
+        return isinstance(value, tuple | list) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        )
+    return None
+
+
+def check_field_types(factory: ModelFactory, kwargs: dict, name: str) -> None:
+    """A config value that does not fit its linen field's type (`batch_norm: bool`,
+    `features: Sequence[int]`, whose entries are layer sizes: positive) is one line."""
+    if not _is_class(factory, nn.Module):
+        return
+    try:
+        hints = typing.get_type_hints(_target(factory))
+    except Exception:  # annotations this Python cannot resolve: nothing to check against
+        return
+    for field, value in kwargs.items():
+        if field in hints and _accepts(hints[field], value) is False:
+            shown = getattr(hints[field], "__name__", None) or str(hints[field])
+            positive = " of positive integers" if typing.get_args(hints[field]) == (int,) else ""
+            raise UserError(
+                f"config.model.{field}={value!r} is not allowed; {name!r} declares it as "
+                f"{shown.replace('typing.', '')}{positive}"
+            )
 
 
 def build_model(

@@ -33,9 +33,20 @@ def _describe(fd: int) -> str:
 
 @contextlib.contextmanager
 def exclusive(workdir: str):
-    """Holds the workdir's lock for the block; raises WorkdirBusy if another process has it."""
-    os.makedirs(workdir, exist_ok=True)
-    fd = os.open(_path(workdir), os.O_RDWR | os.O_CREAT, 0o644)
+    """Holds the workdir's lock for the block; raises WorkdirBusy if another process has it,
+    and a one-line UserError for a workdir that is a file or cannot be made."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise UserError(
+            f"--workdir={workdir} is a file; expected a directory (a new one, or a run's)"
+        )
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        fd = os.open(_path(workdir), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(
+            f"--workdir={workdir}: cannot write there ({e.strerror}: {e.filename}); expected "
+            "a directory this user can create and write"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

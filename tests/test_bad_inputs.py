@@ -1,0 +1,184 @@
+"""Bad input, generated: every config field given wrong on purpose as a `--config.FIELD=`
+override, and every config file that cannot load, through `train`'s own flag parsing and
+checks up to its first compilation, in this process (one process checks them all).
+
+The cases come from the project's own definitions (`base_config()`, each stock config's
+model fields), so a new field is covered the day it is added. Each case must end in exit 2
+and one `error:` line that names the field or file, before any file is written; a value
+that is legitimately accepted is listed in `ACCEPTED` with the reason.
+"""
+
+import contextlib
+import io
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+from absl import flags
+from conftest import REPO
+
+from lenet_jax import cli
+from lenet_jax.config import base_config, load_config_file
+from lenet_jax.training.run import build_run
+
+CONFIGS = sorted((REPO / "configs").glob("*.py"))
+
+# (field, value) pairs that are valid on purpose, and why.
+ACCEPTED = {
+    ("seed", "-1"): "any integer seeds jax.random.key",
+    ("data_dir", ""): "'' is the dataset's default place",
+    ("tfds_data_dir", ""): "'' is TFDS's default place",
+    ("init_exclude", ""): "'' excludes nothing",
+    ("freeze", ""): "'' freezes nothing",
+    ("init_from", ""): "'' is a fresh start",
+    ("max_train_seconds", "0"): "0 is no budget",
+    ("tfds_data_dir", "no_such_value"): "read only for a TFDS dataset (these runs read files)",
+    ("tfds_data_dir", "x" * 5000): "read only for a TFDS dataset (these runs read files)",
+}
+
+
+def _leaves(config: ml_collections.ConfigDict, prefix: str = ""):
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield prefix + key, value
+
+
+def _field_type(config: ml_collections.ConfigDict, path: str):
+    *parents, leaf = path.split(".")
+    for part in parents:
+        config = config[part]
+    return config.get_type(leaf)
+
+
+def _bad_values(kind) -> list[str]:
+    """Wrong type, out of range, empty and absurdly large, as a user would type them."""
+    if kind is bool:
+        return ["maybe", ""]
+    if kind is int:
+        return ["abc", "-1", "", "1" + "0" * 30]
+    if kind is float:
+        return ["abc", "-1", "", "1e300", "nan"]
+    if kind in (tuple, list):
+        return ["abc", "(-1,)"]
+    return ["", "no_such_value", "x" * 5000]  # str
+
+
+def field_cases() -> list:
+    """(field, value, model) for every leaf of base_config(), and every stock config's
+    model fields with that config's model (another model drops them with a warning)."""
+    base = base_config()
+    fields = {field: (value, None) for field, value in _leaves(base)}
+    for path in CONFIGS:
+        model = load_config_file(str(path)).model
+        for key, value in _leaves(model):
+            fields.setdefault(f"model.{key}", (value, model.name))
+    cases = []
+    for field, (default, model) in sorted(fields.items()):
+        if field in ("model.name", "model_fields_passed"):
+            kind = str
+        else:
+            try:
+                kind = _field_type(base, field)
+            except (KeyError, AttributeError):
+                kind = type(default)
+        for value in _bad_values(kind):
+            if (field, value) not in ACCEPTED:
+                cases.append(pytest.param(field, value, model, id=f"{field}={value[:12]}"))
+    return cases
+
+
+def train_checks(argv: list[str]) -> tuple[int, str]:
+    """(exit code, stderr) of `train`'s flag parsing, config checks and run building (no
+    compilation, no file written), run in this process."""
+    flag_values, argv = flags.FlagValues(), ["train", *argv]
+    config_flag = cli.define_config_flag(flag_values, argv)
+    flags.DEFINE_string("workdir", None, "", flag_values=flag_values)
+    err = io.StringIO()
+
+    def exit_with(code):
+        raise SystemExit(code)
+
+    with contextlib.redirect_stderr(err):
+        try:
+            cli.parse_flags(argv, flag_values)
+            with cli.user_errors_as_one_line(exit=exit_with):
+                build_run(cli.config_or_error(flag_values[config_flag.name]))
+        except SystemExit as e:
+            return int(e.code or 0), err.getvalue()
+    return 0, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def base_argv(tiny_mnist_dir) -> list[str]:
+    return [
+        "--config=tests/tiny_config.py:smoke",
+        "--workdir=/nonexistent/never_written",
+        "--config.dataset=mnist",
+        f"--config.data_dir={tiny_mnist_dir}",
+        "--config.num_train_examples=0",
+        "--config.num_test_examples=0",
+    ]
+
+
+@pytest.mark.parametrize("field, value, model", field_cases())
+def test_a_bad_field_is_one_line_naming_it(field, value, model, base_argv, monkeypatch):
+    monkeypatch.chdir(REPO)
+    own_model = [f"--config.model.name={model}"] if model else []
+    code, stderr = train_checks([*base_argv, *own_model, f"--config.{field}={value}"])
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1, f"--config.{field}={value[:40]}: exit {code}\n{stderr}"
+    assert "Traceback" not in stderr
+    leaf = field.split(".")[-1]
+    assert leaf in errors[0], errors[0]
+
+
+BROKEN_CONFIGS = {
+    "syntax.py": ("def get_config(:\n", "a Python syntax error at line 1"),
+    "raises.py": ("def get_config():\n    raise RuntimeError('boom')\n", "RuntimeError: boom"),
+    "import.py": ("import no_such_module\n", "raised ModuleNotFoundError"),
+    "none.py": ("X = 1\n", "defines no get_config()"),
+    "returns.py": ("def get_config():\n    return {}\n", "returned dict; expected"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_CONFIGS))
+def test_a_config_file_that_cannot_load_is_one_line_naming_it(name, tmp_path):
+    source, message = BROKEN_CONFIGS[name]
+    path = tmp_path / name
+    path.write_text(source)
+    code, stderr = train_checks([f"--config={path}", f"--workdir={tmp_path / 'run'}"])
+    assert code == 2 and stderr.strip().count("\n") == 0, stderr
+    assert stderr.startswith(f"error: --config={path}: ") and message in stderr, stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [("directory", "is a directory; expected a config file"), ("missing", "no config file at")],
+)
+def test_a_config_path_that_is_no_file_is_one_line(kind, message, tmp_path):
+    path = tmp_path if kind == "directory" else tmp_path / "missing.py"
+    code, stderr = train_checks([f"--config={path}", f"--workdir={tmp_path / 'run'}"])
+    assert code == 2 and message in stderr and stderr.strip().count("\n") == 0, stderr
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_a_workdir_that_cannot_be_a_directory_is_one_line_and_the_file_is_kept(
+    where, base_argv, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(REPO)
+    existing = tmp_path / "notes.txt"
+    existing.write_text("my notes\n")
+    workdir = existing if where == "a file" else existing / "run"
+    argv = [arg for arg in base_argv if not arg.startswith("--workdir")]
+    command = [sys.executable, "-m", "lenet_jax.train", *argv, f"--workdir={workdir}"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert errors[0].startswith(f"error: --workdir={workdir}")
+    assert existing.read_text() == "my notes\n"
