@@ -1,25 +1,33 @@
 """Bad input, generated: every config field given wrong on purpose as a `--config.FIELD=`
-override, and every config file that cannot load, through `train`'s own flag parsing and
-checks up to its first compilation, in this process (one process checks them all).
+override, every config file that cannot load and every path a run reads given wrong,
+through `train`'s own flag parsing and checks up to its first compilation, in this process
+(one process checks them all); then the commands against workdirs that hold no finished run.
 
-The cases come from the project's own definitions (`base_config()`, each stock config's
-model fields), so a new field is covered the day it is added. Each case must end in exit 2
-and one `error:` line that names the field or file, before any file is written; a value
-that is legitimately accepted is listed in `ACCEPTED` with the reason.
+The field cases come from the project's own definitions (`base_config()`, each stock
+config's model fields), so a new field is covered the day it is added. Each case must end
+in exit 2 and one `error:` line that names the field or file, before any file is written,
+and a workdir it touches is left byte-identical; a value that is legitimately accepted is
+listed in `ACCEPTED` with the reason.
 """
 
 import contextlib
+import hashlib
 import io
+import shutil
 import subprocess
 import sys
 
 import ml_collections
 import pytest
 from absl import flags
-from conftest import REPO
+from conftest import REPO, tiny_config_for
 
 from lenet_jax import cli
 from lenet_jax.config import base_config, load_config_file
+from lenet_jax.errors import UserError
+from lenet_jax.report.evaluation import evaluate_workdir
+from lenet_jax.report.inference import load_run
+from lenet_jax.training import loop as trainer
 from lenet_jax.training.run import build_run
 
 CONFIGS = sorted((REPO / "configs").glob("*.py"))
@@ -182,3 +190,89 @@ def test_a_workdir_that_cannot_be_a_directory_is_one_line_and_the_file_is_kept(
     assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
     assert errors[0].startswith(f"error: --workdir={workdir}")
     assert existing.read_text() == "my notes\n"
+
+
+# Paths a run reads, each missing, a file where a directory is wanted, and empty.
+PATH_FIELDS = {
+    "data_dir": "no mnist files",
+    "init_from": "not a run's workdir",
+}
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file", "empty"])
+@pytest.mark.parametrize("field", sorted(PATH_FIELDS))
+def test_a_bad_path_is_one_line_naming_it(field, kind, base_argv, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    path = {"missing": tmp_path / "nope", "a file": tmp_path / "f.txt", "empty": tmp_path / "e"}
+    path["a file"].write_text("x")
+    path["empty"].mkdir()
+    code, stderr = train_checks([*base_argv, f"--config.{field}={path[kind]}"])
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in stderr, stderr
+    assert f"config.{field}=" in errors[0] and PATH_FIELDS[field] in errors[0], errors[0]
+
+
+def _digest(workdir) -> dict:
+    return {
+        str(p.relative_to(workdir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(workdir.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_mnist_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("finished") / "run"
+    trainer.train_and_evaluate(tiny_config_for(tiny_mnist_dir, num_epochs=1), str(workdir))
+    return workdir
+
+
+def _state(finished, state: str, tmp_path):
+    """A copy of the finished run in `state`."""
+    workdir = tmp_path / state.replace(" ", "_")
+    if state == "nothing":
+        workdir.mkdir()
+        return workdir
+    shutil.copytree(finished, workdir)
+    if state == "no checkpoints":
+        shutil.rmtree(workdir / "checkpoints")
+    elif state == "a cut config.json":
+        text = (workdir / "config.json").read_text()
+        (workdir / "config.json").write_text(text[: len(text) // 2])
+    return workdir
+
+
+STATES = {
+    "nothing": "holds no run",
+    "no checkpoints": "no checkpoints",
+    "a cut config.json": "config.json is not valid JSON",
+}
+
+
+@pytest.mark.parametrize("state", sorted(STATES))
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_reading_a_workdir_that_holds_no_finished_run_is_one_line_and_changes_nothing(
+    command, state, finished_run, tmp_path
+):
+    workdir = _state(finished_run, state, tmp_path)
+    before = _digest(workdir)
+    with pytest.raises(UserError, match=STATES[state]) as raised:
+        if command == "evaluate":
+            evaluate_workdir(str(workdir), "latest")
+        else:
+            load_run(str(workdir), "latest")  # what predict reads before any image
+    assert "\n" not in str(raised.value)
+    assert _digest(workdir) == before
+
+
+def test_training_another_config_on_a_finished_run_is_refused_and_changes_nothing(
+    finished_run, tiny_mnist_dir, tmp_path
+):
+    workdir = _state(finished_run, "finished", tmp_path)
+    before = _digest(workdir)
+    other = tiny_config_for(tiny_mnist_dir, num_epochs=1)
+    other.model.features = (4, 8)
+    with pytest.raises(UserError, match="model.features") as raised:
+        trainer.train_and_evaluate(other, str(workdir))
+    assert "\n" not in str(raised.value)
+    assert _digest(workdir) == before

@@ -5,6 +5,8 @@ import os
 
 import ml_collections
 
+from lenet_jax.errors import UserError
+
 CONFIG_FILE = "config.json"
 
 
@@ -27,11 +29,26 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     """
     from lenet_jax.config import base_config
 
-    with open(config_path(workdir)) as f:
-        saved = json.load(f)
+    saved = _read_saved(workdir)
     config = base_config()
     _update(config, saved)
     return config
+
+
+def _read_saved(workdir: str) -> dict:
+    """The saved config as JSON; a cut or hand-broken file is one line naming it."""
+    path = config_path(workdir)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"{path} is not valid JSON (line {e.lineno}: {e.msg}); it records the run's "
+            "config: repair it from the run's command line, or use another --workdir"
+        ) from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path} holds a {type(saved).__name__}; expected a JSON object")
+    return saved
 
 
 def _update(config: ml_collections.ConfigDict, saved: dict) -> None:
@@ -46,8 +63,7 @@ def config_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]
     """Fields whose value differs from the config saved in `workdir`, as 'a.b: old -> new'."""
     if not os.path.exists(config_path(workdir)):
         return []
-    with open(config_path(workdir)) as f:
-        old = _flatten(json.load(f))
+    old = _flatten(_read_saved(workdir))
     new = _flatten(json.loads(config.to_json_best_effort()))
     return [
         f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
