@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lenet_jax import files
+
 
 def cache_dir() -> str:
     """`$LENET_JAX_CACHE`, else `$XDG_CACHE_HOME/lenet_jax`, else `~/.cache/lenet_jax`."""
@@ -41,9 +43,6 @@ def load_or_build(key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[
             )
             os.remove(path)
     arrays = build()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
+    with files.atomic_open(path, "wb") as f:
         np.savez(f, **arrays)
-    os.replace(tmp, path)
     return arrays

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.training import metrics
 from lenet_jax.training.run import Snapshot
@@ -55,16 +56,8 @@ def evaluate_workdir(
         return report
     predictions = combined_logits(logits).argmax(-1)
     report["plots"] = plots.write_run_plots(workdir, snapshot, predictions)
-    atomic_write_text(os.path.join(workdir, "eval.json"), json.dumps(report, indent=2))
+    files.write_text(os.path.join(workdir, "eval.json"), json.dumps(report, indent=2))
     return report
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Writes `text` to `path` under a temporary name and renames it: never a cut file."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def evaluation_report(

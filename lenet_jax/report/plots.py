@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from lenet_jax import files
 from lenet_jax.report.evaluation import confusion_matrix
 from lenet_jax.report.inference import combined_logits, predict_split
 from lenet_jax.training.metrics_log import read_rows
@@ -186,9 +187,7 @@ def _say(ax, text: str) -> None:
 
 
 def _save(fig: Figure, path: str) -> str:
-    """Saves under a temporary name and renames: a crash never leaves a cut PNG."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp.png"
-    fig.savefig(tmp, dpi=_DPI)
-    os.replace(tmp, path)
+    """Saves whole or not at all (`files.atomic_open`): a crash never leaves a cut PNG."""
+    with files.atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=_DPI, format="png")
     return path

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from lenet_jax import files
 from lenet_jax.errors import UserError
 
 
@@ -71,10 +72,8 @@ class MetricsLog:
             if cut:
                 print(f"warning: {self.path}: dropped its last line, cut short", file=sys.stderr)
         self.rows = [row for row in history if row["step"] <= step]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
+        with files.atomic_open(self.path) as f:
             f.writelines(json.dumps(row) + "\n" for row in self.rows)
-        os.replace(tmp, self.path)
 
     def write(self, row: dict) -> None:
         if not self.enabled:

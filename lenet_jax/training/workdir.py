@@ -5,6 +5,7 @@ import os
 
 import ml_collections
 
+from lenet_jax import files
 from lenet_jax.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -15,11 +16,9 @@ def config_path(workdir: str) -> str:
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-    os.makedirs(workdir, exist_ok=True)
-    tmp = config_path(workdir) + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, config_path(workdir))
+    files.write_text(
+        config_path(workdir), config.to_json_best_effort(indent=2, sort_keys=True) + "\n"
+    )
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
