@@ -65,7 +65,8 @@ def check_model(
     losses_lib.check(loss_fn, model, image_shape, num_classes)
     images = jax.random.normal(jax.random.key(1), (batch, *image_shape))
     labels = jax.random.randint(jax.random.key(2), (batch,), 0, num_classes)
-    params, stats = model.init(jax.random.key(0), images[:1])
+    # Compiled, as the trainer inits: op by op, a deep module's init takes seconds.
+    params, stats = jax.jit(model.init)(jax.random.key(0), images[:1])
     _check_calls(model, params, stats, images, num_classes)
     losses = _train(model, loss_fn, params, stats, images, labels, steps, learning_rate)
     again = _train(model, loss_fn, params, stats, images, labels, steps, learning_rate)

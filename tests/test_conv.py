@@ -187,9 +187,10 @@ def test_models_give_the_same_outputs_and_gradients_with_either_impl(name, impl,
     x = jax.random.uniform(jax.random.key(4), shape)
     xla = get_model(name, conv_impl="xla", **kwargs)
     ours = get_model(name, conv_impl=impl, **kwargs)
-    variables = xla.init(jax.random.key(5), x, train=False)
+    # Compiled and abstract inits: op by op, airbench's init alone takes seconds.
+    variables = jax.jit(lambda key, x: xla.init(key, x, train=False))(jax.random.key(5), x)
     assert jax.tree.structure(variables) == jax.tree.structure(
-        ours.init(jax.random.key(5), x, train=False)
+        jax.eval_shape(lambda key, x: ours.init(key, x, train=False), jax.random.key(5), x)
     )
 
     @jax.jit

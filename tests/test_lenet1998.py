@@ -10,7 +10,8 @@ from lenet_jax.models.lenet1998 import LeNet1998, pad_to_paper_size
 
 
 def init(model: LeNet1998, shape):
-    return model.init(jax.random.key(0), jnp.zeros(shape), train=False)
+    """Compiled: op by op, the init dispatches each of its small ops on its own."""
+    return jax.jit(lambda key: model.init(key, jnp.zeros(shape), train=False))(jax.random.key(0))
 
 
 def count_params(variables) -> int:
