@@ -12,7 +12,7 @@ from lenet_jax.models import build_model, get_model, known_models, register_mode
 
 
 def count_params(model: nn.Module, shape=(1, 28, 28, 1)) -> int:
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
+    variables = model.init(jax.random.key(0), jnp.zeros(shape), train=False)
     return sum(x.size for x in jax.tree.leaves(variables["params"]))
 
 
