@@ -171,6 +171,18 @@ TARGETS: tuple[Target, ...] = (
         # Not the CIFAR-10 archive's seconds-long test (the small folders cover the code).
         keyword="(test_image_folder and not cifar10_jpeg) or image_decoder",
     ),
+    Target(
+        "lenet_jax/training/losses.py",
+        _tests(
+            "test_losses",
+            "test_the_built_in_loss_is_cross_entropy_with_the_configs_smoothing",
+            "test_a_scalar_loss_and_a_per_example_loss_agree_and_respect_the_mask",
+            "test_an_auxiliary_loss_is_reported_at_weight_0_and_changes_the_gradients_when_weighted",
+            "test_a_fork_loss_function_is_minimised_and_its_terms_reported",
+            "test_a_loss_that_breaks_the_seam_is_one_line_before_anything_is_written",
+        ),
+    ),
+    Target("lenet_jax/files.py", ("tests/test_files.py",)),
 )
 
 # What the scratch copy holds: what the tests import or read (examples/: test_custom_model).

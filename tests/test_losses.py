@@ -41,6 +41,9 @@ def test_the_built_in_loss_is_cross_entropy_with_the_configs_smoothing(tiny_conf
     chex.assert_trees_all_close(value.per_example, expected)
     chex.assert_trees_all_close(value.objective, expected.mean())
     assert value.terms == {}
+    # The steps' default (no config): plain cross-entropy, no smoothing.
+    plain = losses.Loss("cross_entropy", losses.cross_entropy())(_output(logits), labels)
+    chex.assert_trees_all_close(plain.per_example, metrics.cross_entropy(logits, labels))
 
 
 def test_a_scalar_loss_and_a_per_example_loss_agree_and_respect_the_mask():
@@ -56,6 +59,9 @@ def test_a_scalar_loss_and_a_per_example_loss_agree_and_respect_the_mask():
     hand = (per_example[0] + per_example[1]) / 2  # the padded third example is left out
     chex.assert_trees_all_close(by_example.objective, hand)
     chex.assert_trees_all_close(by_scalar.objective, hand)
+    first_only = jnp.array([True, False, False])
+    one = losses.Loss("e", lambda o, y, m: per_example)(_output(logits), labels, first_only)
+    chex.assert_trees_all_close(one.objective, per_example[0])  # one real example: itself
     # Summed under the mask, as the metrics are, both report the same loss.
     for value in (by_example, by_scalar):
         sums = metrics.batch_sums(logits, labels, value.per_example, mask, value.terms)
