@@ -203,3 +203,15 @@ def test_the_contract_kit_trains_with_a_forks_loss_and_refuses_a_broken_one():
     assert report.losses[-1] < report.losses[0]
     with pytest.raises(UserError, match="its loss has shape"):
         check_model(AUX_MODEL, loss="fork_models.fork_losses:logits_not_a_loss")
+
+
+def test_terms_agree_under_pmap_and_on_one_device(tiny_config, tmp_path):
+    """Under pmap each device sums its slice's terms and the step adds them over devices."""
+    tiny_config.model.name, tiny_config.aux_loss_weight = AUX_MODEL, 0.1
+    tiny_config.num_epochs, tiny_config.batch_size = 1, 64  # 8 examples per device
+    test = {}
+    for mode in ("single", "pmap"):
+        tiny_config.parallelism = mode
+        test[mode] = trainer.train_and_evaluate(tiny_config, str(tmp_path / mode)).test
+    assert test["pmap"]["aux_loss"] == pytest.approx(test["single"]["aux_loss"], rel=1e-5)
+    assert test["pmap"]["loss"] == pytest.approx(test["single"]["loss"], rel=1e-5)
