@@ -21,12 +21,11 @@ airbench94's rates are for a summed loss; ours is a mean, so its 11.5 per 1024 e
 with momentum 0.85 becomes 11.5 / (1 + 1 / 0.15) = 1.5 at batch 1024 (0.75 at our 512),
 and its decay 0.0153 / 11.5 at any batch.
 
-Measured on a 2-core AMD EPYC without AVX-512 (jax 0.12.0.1, 2026-12-03), as configured:
-0.9029 test accuracy in 2,969 s of wall time, the whole process timed (7 epochs: 0.8990
-in 2,944 s). These are airbench94's widths (64, 256, 256) for 8 of its 9.9 epochs; they fit
-the hour since `model.conv_impl=auto` computes the convolutions' kernel gradients as patch
-matmuls on the CPU (`lenet_jax.ops.patch_grad`). docs/airbench.md has the record and the
-trade-off curve of widths and epochs (`:smoke` shrinks it).
+Expected: >= 0.90 test accuracy within the hour on a 2-core CPU, at airbench94's widths
+(64, 256, 256) for 8 of its 9.9 epochs: `model.conv_impl=auto` computes the convolutions'
+kernel gradients as forward convolutions on the CPU. The measured figures are in the
+README's Configs table; docs/airbench.md has the record and the trade-off curve of widths
+and epochs (`:smoke` shrinks it).
 """
 
 import ml_collections
