@@ -15,7 +15,6 @@ with the stock configs unchanged. A field no model knows is an error.
 import collections.abc
 import dataclasses
 import functools
-import importlib
 import inspect
 import sys
 import types
@@ -28,6 +27,7 @@ from flax import linen as nn
 from flax import nnx
 
 from lenet_jax.errors import UserError
+from lenet_jax.imports import import_attribute
 from lenet_jax.models.airbench import Airbench
 from lenet_jax.models.cifar import CifarCNN
 from lenet_jax.models.contract import LinenModel, Model, ModelError, NnxModel, parameters_of
@@ -77,17 +77,9 @@ def resolve_factory(name: str) -> ModelFactory:
 
 
 def _import_factory(path: str) -> ModelFactory:
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise UserError(
-            f"config.model.name={path!r}: cannot import {module_name!r} ({e})"
-        ) from None
-    factory = getattr(module, attr, None)
-    if factory is None:
-        raise UserError(f"config.model.name={path!r}: {module_name!r} has no {attr!r}")
+    factory = import_attribute(path, "model.name")
     if not callable(factory) or isinstance(factory, nn.Module | nnx.Module):
+        attr = path.partition(":")[2]
         raise UserError(
             f"config.model.name={path!r}: {attr!r} is a {type(factory).__name__}; expected "
             "a flax.linen or NNX Module class, a functools.partial of one, or a function "

@@ -17,7 +17,6 @@ changes what is minimised and reported as the train loss, not how runs are compa
 """
 
 import dataclasses
-import importlib
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -26,6 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from lenet_jax.errors import UserError, first_line
+from lenet_jax.imports import import_attribute
 from lenet_jax.models.contract import Model, Output
 from lenet_jax.training import metrics
 
@@ -131,17 +131,13 @@ def resolve(config: ml_collections.ConfigDict) -> Loss:
                 "'package.module:function'"
             )
         return Loss(name, LOSSES[name](config))
-    module_name, _, attr = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise LossError(f"config.loss={name!r}: cannot import {module_name!r} ({e})") from None
-    fn = getattr(module, attr, None)
+    wanted = "a function (output, labels, mask) -> loss or (loss, terms)"
+    fn = import_attribute(name, "loss", expected=wanted, error=LossError)
     if not callable(fn):
-        what = "no" if fn is None else f"a {type(fn).__name__} as its"
+        module_name, _, attr = name.partition(":")
         raise LossError(
-            f"config.loss={name!r}: {module_name!r} has {what} {attr!r}; expected a function "
-            "(output, labels, mask) -> loss or (loss, terms)"
+            f"config.loss={name!r}: {module_name!r} has a {type(fn).__name__} as its {attr!r}; "
+            f"expected {wanted}"
         )
     return Loss(name, fn)
 

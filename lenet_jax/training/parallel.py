@@ -96,6 +96,12 @@ class Strategy:
         return self.jit(step)
 
 
+def _local_device_axis() -> tuple[int, NamedSharding]:
+    """(local device count, the sharding that puts slice i of a leading axis on device i)."""
+    devices = jax.local_devices()
+    return len(devices), NamedSharding(Mesh(np.array(devices), (AXIS,)), P(AXIS))
+
+
 @dataclasses.dataclass
 class Pmap(Strategy):
     """State replicated per local device; the batch gets a leading device axis."""
@@ -116,21 +122,16 @@ class Pmap(Strategy):
     def place_state(self, state):
         """A copy per local device, stacked on the host: flax's `replicate` stacks each
         leaf with an eager op, which compiles once per leaf shape (seconds per run)."""
-        devices = jax.local_devices()
-        sharding = NamedSharding(Mesh(np.array(devices), (AXIS,)), P(AXIS))
+        n, sharding = _local_device_axis()
         host = jax.device_get(state)
-        return jax.tree.map(
-            lambda x: jax.device_put(np.stack([np.asarray(x)] * len(devices)), sharding), host
-        )
+        return jax.tree.map(lambda x: jax.device_put(np.stack([np.asarray(x)] * n), sharding), host)
 
     def host_state(self, state):
         return jax_utils.unreplicate(state)
 
     def place_batch(self, *arrays: np.ndarray):
         """On this process's devices now, one slice of the leading device axis on each."""
-        devices = jax.local_devices()
-        sharding = NamedSharding(Mesh(np.array(devices), (AXIS,)), P(AXIS))
-        n = len(devices)
+        n, sharding = _local_device_axis()
         return tuple(
             jax.device_put(a.reshape((n, a.shape[0] // n, *a.shape[1:])), sharding) for a in arrays
         )

@@ -178,16 +178,14 @@ def make_scan_epoch(train_step):
 def make_eval_step(
     model: Model,
     *,
-    mean: Sequence[float],
-    std: Sequence[float],
-    compute_dtype=jnp.float32,
-    axis_name: str | None = None,
     num_replicas: int = 1,
     replica_loop: str = "vmap",
-    tta: str = "none",
     loss: Loss | None = None,
+    **forward_options,
 ):
-    """Returns `eval_step(state, images, labels, mask) -> (metric sums, predicted classes)`.
+    """Returns `eval_step(state, images, labels, mask) -> (metric sums, predicted classes)`,
+    from `make_forward`'s eval-mode output (`forward_options`: normalisation, dtype, axis,
+    test-time augmentation).
 
     Sums (not means) so padded final batches and device shards combine exactly; the
     predictions (argmax, int32) give the plots their confusion matrix without a second
@@ -196,17 +194,7 @@ def make_eval_step(
     predictions. With `loss`, its named terms on the eval-mode output are summed too.
     """
     score = replicas.vectorize_predict(
-        make_score_step(
-            model,
-            mean=mean,
-            std=std,
-            compute_dtype=compute_dtype,
-            axis_name=axis_name,
-            tta=tta,
-            loss=loss,
-        ),
-        num_replicas,
-        replica_loop,
+        make_score_step(model, loss=loss, **forward_options), num_replicas, replica_loop
     )
 
     def eval_step(state: TrainState, images, labels, mask):
@@ -231,20 +219,10 @@ def make_score_step(model: Model, *, loss: Loss | None = None, **forward_options
     return score
 
 
-def make_predict_step(
-    model: Model,
-    *,
-    mean: Sequence[float],
-    std: Sequence[float],
-    compute_dtype=jnp.float32,
-    axis_name: str | None = None,
-    tta: str = "none",
-):
-    """Returns `predict(state, uint8 images) -> float32 logits`, in eval mode: with `tta`
-    (`augment.TTA`), the weighted mean of the logits of the test-time-augmented views."""
-    forward = make_forward(
-        model, mean=mean, std=std, compute_dtype=compute_dtype, axis_name=axis_name, tta=tta
-    )
+def make_predict_step(model: Model, **forward_options):
+    """Returns `predict(state, uint8 images) -> float32 logits`, in eval mode: `make_forward`'s
+    logits (with `tta`, the weighted mean over the test-time-augmented views)."""
+    forward = make_forward(model, **forward_options)
     return lambda state, images: forward(state, images).logits
 
 
