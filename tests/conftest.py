@@ -10,12 +10,11 @@ import tempfile
 # The suite asserts CPU facts (8 fake host devices, XLA:CPU's compile options): on a machine
 # with a GPU, JAX would otherwise pick the GPU and those tests would fail, not run.
 os.environ["JAX_PLATFORMS"] = "cpu"
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-).strip()
+_CHILD_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Several workers share the cores: one compute thread each, not a pool each.
-    os.environ["XLA_FLAGS"] += " --xla_cpu_multi_thread_eigen=false"
+    _CHILD_XLA_FLAGS += " --xla_cpu_multi_thread_eigen=false"
+os.environ["XLA_FLAGS"] = f"{_CHILD_XLA_FLAGS} --xla_force_host_platform_device_count=8".strip()
 # Many tests compile the same small steps, in every xdist worker and in the CLI subprocesses
 # they start: one private cache for the whole session, made by the process that starts it
 # (the workers inherit its path) and removed when that process exits.
@@ -33,6 +32,13 @@ from lenet_jax.training import compilation_cache  # noqa: E402
 
 compilation_cache.enable()  # before the first compilation, or JAX ignores it
 
+import jax  # noqa: E402
+
+jax.devices()  # the CPU backend reads XLA_FLAGS now: this process has its 8 devices
+# The commands the tests start run as on a user's CPU, with one device (parallelism=auto is
+# then single); a test that wants several devices in a child sets its own XLA_FLAGS.
+os.environ["XLA_FLAGS"] = _CHILD_XLA_FLAGS.strip()
+
 import gzip  # noqa: E402
 import pathlib  # noqa: E402
 
@@ -43,6 +49,14 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 SHARED = REPO.parent / "shared"
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+def child_env(devices: int, **extra: str) -> dict:
+    """The environment for a child process with `devices` CPU devices. A test that compares
+    a child's state bit for bit with one trained here gives it this process's 8: under
+    another device count XLA:CPU's steps can differ in the last bits."""
+    flags = f"{_CHILD_XLA_FLAGS} --xla_force_host_platform_device_count={devices}".strip()
+    return {**os.environ, "XLA_FLAGS": flags, **extra}
 
 
 def write_idx(path: pathlib.Path, array: np.ndarray, *, gz: bool = False) -> None:

@@ -14,7 +14,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, TESTS, tiny_config_for, tiny_train_command
+from conftest import REPO, TESTS, child_env, tiny_config_for, tiny_train_command
 
 from lenet_jax.data import cache
 from lenet_jax.errors import UserError
@@ -178,8 +178,7 @@ def _free_port() -> int:
 
 def test_sigterm_to_one_of_two_hosts_stops_both_at_the_same_step(tiny_mnist_dir, tmp_path):
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+    env = child_env(1)
     procs = [
         subprocess.Popen(
             tiny_train_command(

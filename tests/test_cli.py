@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from conftest import REPO, tiny_train_command
+from test_bad_inputs import train_checks
 
 from lenet_jax.config import load_config_file
 
@@ -14,14 +15,29 @@ def run(cmd):
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+def error_lines_of(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
 def error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    return error_lines_of(result.stderr)
+
+
+def test_bad_input_is_one_line_and_exit_2(tiny_mnist_dir, tmp_path):
+    """A real process: exit code 2, one line, no traceback (the other bad inputs run through
+    the same checks in-process: below, and tests/test_bad_inputs.py)."""
+    overrides = ["--config.optimzer.learning_rate=0.1"]
+    result = run(tiny_train_command(tmp_path / "w", tiny_mnist_dir, *overrides))
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = error_lines(result)
+    assert len(lines) == 1 and "unknown config field 'optimzer'" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["--config.optimzer.learning_rate=0.1"], "unknown config field 'optimzer'"),
         (["--config.model.name=vgg"], "unknown model 'vgg'; known: ['airbench', 'cifar_cnn'"),
         (["--config.dataset=imagenet"], "unknown dataset 'imagenet'; known:"),
         (["--config.batch_size=0"], "config.batch_size=0 is not allowed"),
@@ -30,12 +46,11 @@ def error_lines(result) -> list[str]:
         (["--config.model.width=32"], "unknown config field 'model.width'"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(overrides, message, tiny_mnist_dir, tmp_path):
-    result = run(tiny_train_command(tmp_path / "w", tiny_mnist_dir, *overrides))
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = error_lines(result)
-    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+def test_bad_input_is_one_line(overrides, message, tiny_mnist_dir, tmp_path):
+    argv = tiny_train_command(tmp_path / "w", tiny_mnist_dir, *overrides)[3:]  # no python -m
+    code, err = train_checks(argv)
+    lines = error_lines_of(err)
+    assert code == 2 and len(lines) == 1 and message in lines[0], err
 
 
 def test_missing_config_file_is_one_line(tmp_path):

@@ -5,7 +5,7 @@ import subprocess
 
 import chex
 import pytest
-from conftest import REPO, tiny_train_command
+from conftest import REPO, child_env, tiny_train_command
 
 from lenet_jax.config import validate
 from lenet_jax.errors import UserError
@@ -76,6 +76,7 @@ def test_time_budget_exits_0_saves_and_a_larger_budget_resumes_bit_identically(
     out = subprocess.run(
         [*command, "--config.max_train_seconds=0.001"],
         cwd=REPO,
+        env=child_env(8),  # the resumed and whole runs train here, on 8 devices
         capture_output=True,
         text=True,
         timeout=300,

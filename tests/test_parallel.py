@@ -1,7 +1,6 @@
 """Data parallelism on 8 fake CPU devices, and multi-host runs on loopback: same numbers."""
 
 import json
-import os
 import socket
 import subprocess
 
@@ -9,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO, tiny_train_command
+from conftest import REPO, child_env, tiny_train_command
 
 from lenet_jax.errors import UserError
 from lenet_jax.models import get_model
@@ -92,11 +91,6 @@ def _train_cmd(workdir, data_dir, *extra):
     )
 
 
-def _env(devices: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    return {**env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-
-
 def test_two_processes_on_loopback_match_one_process(tiny_config, tiny_mnist_dir, tmp_path):
     # The reference runs here, on one device (single, pmap and sharded agree, above): the
     # same data, batches and keys as the two hosts' four devices.
@@ -113,7 +107,7 @@ def test_two_processes_on_loopback_match_one_process(tiny_config, tiny_mnist_dir
                 f"--process_id={i}",
             ),
             cwd=REPO,
-            env=_env(2),
+            env=child_env(2),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
