@@ -1,4 +1,5 @@
-"""Files written whole or not at all: every file the toolkit rewrites goes through here.
+"""Files written whole or not at all: every file the toolkit rewrites goes through here; and
+the check that a path a user names can be read at all.
 
 `atomic_open` writes under a temporary name beside the target, flushes and fsyncs it, renames
 it over the target, then fsyncs the directory, so that after a crash or a power cut the
@@ -9,6 +10,8 @@ fsynced first). Orbax writes checkpoints its own way, with the same guarantee.
 
 import contextlib
 import os
+
+from lenet_jax.errors import UserError
 
 
 @contextlib.contextmanager
@@ -42,3 +45,21 @@ def _fsync_directory(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_readable(path: str, field: str) -> None:
+    """A UserError naming `field` when this process may not read `path` (or list it, for a
+    directory), or the system refuses the name itself. Without this an unreadable directory
+    looks empty, and the error would say the files are missing."""
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        elif os.path.exists(path):
+            with open(path, "rb"):
+                pass
+        else:
+            os.stat(path)  # a parent that cannot be searched says so here
+    except FileNotFoundError:
+        return  # missing: the caller's own check says what was expected there
+    except OSError as e:  # permission denied, a name too long, a loop of links
+        raise UserError(f"{field}={path!r}: {(e.strerror or str(e)).lower()}") from None

@@ -48,6 +48,8 @@ def load_image(path: str, image_shape: tuple[int, int, int]) -> tuple[np.ndarray
             image = opened.copy()
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
+    except PermissionError as e:
+        raise UserError(f"{path}: {e.strerror.lower()}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise UserError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     notes = []

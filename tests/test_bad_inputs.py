@@ -10,25 +10,23 @@ and a workdir it touches is left byte-identical; a value that is legitimately ac
 listed in `ACCEPTED` with the reason.
 """
 
-import contextlib
 import hashlib
-import io
+import json
+import os
 import shutil
 import subprocess
 import sys
 
 import ml_collections
 import pytest
-from absl import flags
-from conftest import REPO, tiny_config_for
+from cli_checks import train_checks
+from conftest import REPO, child_env, tiny_config_for
 
-from lenet_jax import cli
 from lenet_jax.config import base_config, load_config_file
 from lenet_jax.errors import UserError
 from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.report.inference import load_run
 from lenet_jax.training import loop as trainer
-from lenet_jax.training.run import build_run
 
 CONFIGS = sorted((REPO / "configs").glob("*.py"))
 
@@ -96,27 +94,6 @@ def field_cases() -> list:
             if (field, value) not in ACCEPTED:
                 cases.append(pytest.param(field, value, model, id=f"{field}={value[:12]}"))
     return cases
-
-
-def train_checks(argv: list[str]) -> tuple[int, str]:
-    """(exit code, stderr) of `train`'s flag parsing, config checks and run building (no
-    compilation, no file written), run in this process."""
-    flag_values, argv = flags.FlagValues(), ["train", *argv]
-    config_flag = cli.define_config_flag(flag_values, argv)
-    flags.DEFINE_string("workdir", None, "", flag_values=flag_values)
-    err = io.StringIO()
-
-    def exit_with(code):
-        raise SystemExit(code)
-
-    with contextlib.redirect_stderr(err):
-        try:
-            cli.parse_flags(argv, flag_values)
-            with cli.user_errors_as_one_line(exit=exit_with):
-                build_run(cli.config_or_error(flag_values[config_flag.name]))
-        except SystemExit as e:
-            return int(e.code or 0), err.getvalue()
-    return 0, err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +253,90 @@ def test_training_another_config_on_a_finished_run_is_refused_and_changes_nothin
         trainer.train_and_evaluate(other, str(workdir))
     assert "\n" not in str(raised.value)
     assert _digest(workdir) == before
+
+
+# Unreadable and unwritable paths. The cases run in one child process, which (as root) drops
+# CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so mode bits bind it as they bind a user.
+WITHOUT_DAC = [
+    "setpriv",
+    "--bounding-set=-dac_override,-dac_read_search",
+    "--inh-caps=-dac_override,-dac_read_search",
+]
+
+
+@pytest.mark.requires(
+    os.geteuid() != 0 or shutil.which("setpriv") is not None,
+    "setpriv (util-linux) is not installed: root would read every unreadable path",
+)
+def test_an_unreadable_or_unwritable_path_is_one_line_naming_it(
+    finished_run, base_argv, tiny_mnist_dir, tmp_path
+):
+    config = tmp_path / "config.py"
+    config.write_text((REPO / "tests" / "tiny_config.py").read_text())
+    data = tmp_path / "data"
+    shutil.copytree(tiny_mnist_dir, data)
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    image = tmp_path / "digit.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    overrides = [arg for arg in base_argv if not arg.startswith(("--config=", "--workdir"))]
+
+    def train(*extra, workdir=tmp_path / "w", config="tests/tiny_config.py"):
+        return [f"--config={config}:smoke", f"--workdir={workdir}", *overrides, *extra]
+
+    denied = "permission denied"
+    cases = {  # name: (case, what its one line must name, what it must say)
+        "config file": ({"command": "train", "argv": train(config=config)}, [str(config)], denied),
+        "data_dir": (
+            {"command": "train", "argv": train(f"--config.data_dir={data}")},
+            ["config.data_dir", str(data)],
+            denied,
+        ),
+        "init_from": (
+            {"command": "train", "argv": train(f"--config.init_from={run}")},
+            ["config.init_from", str(run)],
+            denied,
+        ),
+        "workdir": (
+            {"command": "train", "train": True, "argv": train(workdir=read_only / "w")},
+            ["--workdir", str(read_only / "w")],
+            denied,
+        ),
+        "evaluate": ({"command": "evaluate", "workdir": str(run)}, [str(run)], denied),
+        "predict image": (
+            {"command": "predict", "workdir": str(finished_run), "images": [str(image)]},
+            [str(image)],
+            denied,
+        ),
+    }
+    before = _digest(run)
+    for path in (config, data, run, image):
+        path.chmod(0)
+    read_only.chmod(0o555)
+    try:
+        drop = WITHOUT_DAC if os.geteuid() == 0 else []  # a user is bound already
+        cases_file = tmp_path / "cases.json"
+        cases_file.write_text(json.dumps([case for case, _, _ in cases.values()]))
+        done = subprocess.run(
+            [*drop, sys.executable, str(REPO / "tests" / "cli_checks.py"), str(cases_file)],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+            env=child_env(1, PYTHONPATH=str(REPO / "tests")),
+        )  # fmt: skip
+    finally:
+        for path in (config, data, run, image, read_only):
+            path.chmod(0o755)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = dict(zip(cases, json.loads(done.stdout.splitlines()[-1]), strict=True))
+    wrong = {}
+    for name, (_, names, says) in cases.items():
+        code, stderr = results[name]
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        if code == 0 or len(errors) != 1 or "Traceback" in stderr:
+            wrong[name] = stderr
+        elif not all(n in errors[0] for n in names) or says not in errors[0].lower():
+            wrong[name] = errors[0]
+    assert not wrong, wrong
+    assert _digest(run) == before
+    assert os.listdir(read_only) == []

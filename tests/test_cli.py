@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
+from cli_checks import train_checks
 from conftest import REPO, tiny_train_command
-from test_bad_inputs import train_checks
 
 from lenet_jax.config import load_config_file
 

@@ -10,8 +10,8 @@ import chex
 import jax
 import numpy as np
 import pytest
+from cli_checks import train_checks
 from conftest import REPO, requires_fashion, sigterm_as_epoch_starts, tiny_train_command
-from test_bad_inputs import train_checks
 
 from lenet_jax.config import load_config_file
 from lenet_jax.report.evaluation import evaluate_workdir

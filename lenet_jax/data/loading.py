@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from lenet_jax import files
 from lenet_jax.data import cache, idx, image_folder, streaming, tfds_source
 from lenet_jax.data.dataset import Dataset
 from lenet_jax.data.registry import DATASETS, DatasetSpec
@@ -63,6 +64,8 @@ def load_dataset(
 
 def _load_local(spec: DatasetSpec, data_dir: str):
     """(arrays, class names, where) from local files, or None to fall back to TFDS."""
+    if data_dir:
+        files.check_readable(data_dir, "config.data_dir")
     if spec.source == "image_folder" and data_dir:
         arrays, class_names = image_folder.load_image_folder(data_dir)
         return arrays, class_names, data_dir

@@ -10,6 +10,7 @@ import os
 import jax
 import numpy as np
 
+from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.training import batches, checkpointing, compilation_cache, metrics, parallel
 from lenet_jax.training import workdir as workdir_lib
@@ -41,6 +42,7 @@ def load_run(workdir: str, checkpoint: str = "best", weights: str = "auto") -> S
     the parameters `weights` names in `state.params` (the EMA's, or the raw ones)."""
     if weights not in WEIGHTS:
         raise UserError(f"--weights={weights!r}: expected one of {list(WEIGHTS)}")
+    files.check_readable(workdir, "--workdir")
     if not os.path.exists(workdir_lib.config_path(workdir)):
         raise UserError(f"--workdir={workdir!r} holds no run (no {workdir_lib.CONFIG_FILE})")
     config = workdir_lib.load_config(workdir)

@@ -14,6 +14,7 @@ import re
 import jax
 import numpy as np
 
+from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.training import checkpointing, param_groups
 from lenet_jax.training import workdir as workdir_lib
@@ -23,6 +24,7 @@ COLLECTIONS = ("params", "batch_stats")  # what a warm start takes from the sour
 
 def source_checkpoint(path: str) -> tuple[str, int, str]:
     """(checkpoints directory, step, the source's model name or "") that `path` names."""
+    files.check_readable(path, "config.init_from")
     field = f"config.init_from={path!r}"
     path = os.path.abspath(path)
     if os.path.isdir(os.path.join(path, "checkpoints")):
