@@ -7,6 +7,7 @@ fields exist.
 
 import contextlib
 import difflib
+import functools
 import os
 import re
 import sys
@@ -159,3 +160,28 @@ def parse_flags(argv: list[str], flag_values=None) -> list[str]:
     except (flags.Error, AttributeError, TypeError, ValueError) as e:
         print(f"error: {one_line(str(e))}", file=sys.stderr, flush=True)
     sys.exit(EXIT_USER_ERROR)
+
+
+def run(main) -> None:
+    """Runs a command's `main` as absl's `app.run` does, with `parse_flags`, and a usage
+    mistake (an argument missing or unexpected) as one line and exit 2: absl would print
+    the command's whole docstring."""
+    from absl import app
+
+    app.run(functools.partial(usage_as_one_line, main), flags_parser=parse_flags)
+
+
+def usage_as_one_line(main, argv: list[str]) -> None:
+    """`main(argv)`, with absl's UsageError as `error: ...; usage: ...` and exit 2."""
+    from absl import app
+
+    try:
+        main(argv)
+    except app.UsageError as e:
+        usage = re.search(r"`(python -m [^`]+)`", sys.modules["__main__"].__doc__ or "")
+        print(
+            f"error: {e}; usage: {usage.group(1) if usage else argv[0]}",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(EXIT_USER_ERROR)

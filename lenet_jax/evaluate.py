@@ -42,4 +42,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("workdir")
-    app.run(main, flags_parser=cli.parse_flags)
+    cli.run(main)

@@ -69,4 +69,4 @@ def exit_now(code: int) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=cli.parse_flags)
+    cli.run(main)

@@ -8,6 +8,7 @@ import pytest
 from cli_checks import train_checks
 from conftest import REPO, tiny_train_command
 
+from lenet_jax import cli, summary
 from lenet_jax.config import load_config_file
 
 
@@ -81,3 +82,17 @@ def test_every_config_file_loads_locked(path, arg):
     assert {"name", "learning_rate"} <= set(config.optimizer)
     with pytest.raises(AttributeError):
         config.optimzer = 1  # locked: typos fail
+
+
+def test_a_usage_mistake_is_one_line_with_the_usage(tmp_path, capsys):
+    """A missing or unexpected argument: absl alone would print the command's docstring."""
+    done = run([sys.executable, "-m", "lenet_jax.predict", f"--workdir={tmp_path}"])  # no image
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: give one or more image files after the flags; usage: python -m "
+        "lenet_jax.predict --workdir DIR [--checkpoint best|latest|STEP] [--json] IMAGE..."
+    ]
+    with pytest.raises(SystemExit) as exited:
+        cli.usage_as_one_line(summary.main, ["summary", "extra"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("error: unexpected arguments: ['extra']; usage: ")
