@@ -108,7 +108,9 @@ def define_flags() -> None:
     cli.define_config_flag()
     flags.mark_flag_as_required("config")
     flags.DEFINE_list("input_shape", None, "H,W,C of one image, for other datasets: 64,64,3.")
-    flags.DEFINE_integer("num_classes", 10, "Classes of the output layer.")
+    flags.DEFINE_integer(
+        "num_classes", 10, "Classes of the output layer.", lower_bound=1, upper_bound=2**31 - 1
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -1,12 +1,15 @@
 """A command's checks run in this process, its exit code and stderr captured: how the
 bad-input tests try many inputs without a process (and an import of JAX) each.
 
-Also a program: `python tests/cli_checks.py CASES.json` runs each case of a JSON list and
-prints the results as JSON, for checks that must run in a process of their own (with
-root's power to read any file dropped, so permission bits apply as they do for a user).
+Also a program, for checks that must run in a process of their own, printing JSON results:
+  python tests/cli_checks.py CASES.json        each case of a JSON list (`run_case`), e.g.
+                                               with root's power to read any file dropped
+  python tests/cli_checks.py --flags MODULE BASE_JSON   the command MODULE's own flags, each
+                                               given a wrong value (`flag_cases`)
 """
 
 import contextlib
+import importlib
 import io
 import json
 import sys
@@ -74,7 +77,48 @@ def run_case(case: dict) -> tuple[int, str]:
     raise ValueError(f"unknown command {case['command']!r}")
 
 
+def _bad_values(flag) -> list[str]:
+    """Wrong on purpose for the flag's parser: another type, out of range, empty, huge."""
+    parser = type(flag.parser).__name__
+    if parser == "IntegerParser":
+        return ["abc", "-1", "", "9" * 30]
+    if parser == "EnumParser":
+        return ["no_such_value", ""]
+    if parser == "BooleanParser":
+        return ["maybe"]
+    return ["", "no_such_value", "x" * 5000]
+
+
+def flag_cases(module_name: str, base: list[str]) -> list[list[str]]:
+    """Argument lists for the command `module_name`, whose arguments `base` are right: each
+    of its own flags given each wrong value, an unknown flag, an unexpected argument, and
+    no arguments at all."""
+    module = importlib.import_module(module_name)
+    if hasattr(module, "define_flags"):
+        module.define_flags()
+    cases = [[], [*base, "--no_such_flag=1"], [*base, "unexpected_argument"]]
+    for flag in flags.FLAGS.flags_by_module_dict().get(module_name, []):
+        for value in _bad_values(flag):
+            others = [arg for arg in base if not arg.startswith(f"--{flag.name}=")]
+            cases.append([*others, f"--{flag.name}={value}"])
+    return cases
+
+
+def run_command(module_name: str, argv: list[str]) -> tuple[int, str]:
+    """(exit code, stderr) of the command `module_name` given `argv`, as `cli.run` runs it."""
+    module = sys.modules[module_name]
+    flags.FLAGS.unparse_flags()
+    return in_process(
+        lambda: cli.usage_as_one_line(module.main, cli.parse_flags([module_name, *argv]))
+    )
+
+
 if __name__ == "__main__":
-    with open(sys.argv[1]) as f:
-        cases = json.load(f)
-    print(json.dumps([run_case(case) for case in cases]))
+    if sys.argv[1] == "--flags":
+        name, base = sys.argv[2], json.loads(sys.argv[3])
+        cases = flag_cases(name, base)
+        print(json.dumps([(argv, *run_command(name, argv)) for argv in cases]))
+    else:
+        with open(sys.argv[1]) as f:
+            cases = json.load(f)
+        print(json.dumps([run_case(case) for case in cases]))

@@ -340,3 +340,41 @@ def test_an_unreadable_or_unwritable_path_is_one_line_naming_it(
     assert not wrong, wrong
     assert _digest(run) == before
     assert os.listdir(read_only) == []
+
+
+# The other commands' own flags, generated from their definitions: one child per command
+# (its flags are absl's global ones) runs every case through the command's main. Values
+# that are valid on purpose, and why:
+ACCEPTED_FLAGS = {("summary", "--input_shape="): "empty is the dataset's own image shape"}
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "summary"])
+def test_every_flag_of_a_command_given_wrong_is_one_line(command, finished_run, tmp_path):
+    from PIL import Image
+
+    workdir = _state(finished_run, "finished", tmp_path)
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28), 255).save(image)
+    base = {
+        "evaluate": [f"--workdir={workdir}"],
+        "predict": [f"--workdir={workdir}", str(image)],
+        "summary": ["--config=configs/fashion_d2l.py"],
+    }[command]
+    before = _digest(workdir)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "cli_checks.py"), "--flags",
+         f"lenet_jax.{command}", json.dumps(base)],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=child_env(1),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.splitlines()[-1])
+    assert len(results) > 5
+    wrong = {}
+    for argv, code, stderr in results:
+        if argv and (command, argv[-1]) in ACCEPTED_FLAGS:
+            continue
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        if code == 0 or len(errors) != 1 or "Traceback" in stderr or len(stderr.splitlines()) > 1:
+            wrong[" ".join(argv)[:200]] = (code, stderr[-500:])
+    assert not wrong, wrong
+    assert _digest(workdir) == before

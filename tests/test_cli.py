@@ -1,4 +1,5 @@
-"""The train CLI: every bad input is one line on stderr and exit code 2."""
+"""The command lines: every bad input, a usage mistake included, is one line on stderr and exit
+code 2."""
 
 import glob
 import subprocess
