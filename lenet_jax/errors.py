@@ -9,12 +9,13 @@ class UserError(Exception):
     """A bad config, dataset, workdir or checkpoint, with a message that says what to do."""
 
 
-def one_line(message: str) -> str:
-    """Flattens a multi-line message; of an embedded traceback only its last line is kept."""
+def one_line(message: str, limit: int | None = None) -> str:
+    """Flattens a multi-line message (to at most `limit` characters); of an embedded
+    traceback only its last line is kept."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     if any(line.startswith("Traceback") for line in lines):
-        return f"{lines[0].split(': Error')[0]}: {lines[-1]}"
-    return " ".join(lines)
+        return f"{lines[0].split(': Error')[0]}: {lines[-1]}"[:limit]
+    return " ".join(lines)[:limit]
 
 
 def first_line(error: BaseException, limit: int | None = None) -> str:

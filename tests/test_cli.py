@@ -11,6 +11,7 @@ from conftest import REPO, tiny_train_command
 
 from lenet_jax import cli, summary
 from lenet_jax.config import load_config_file
+from lenet_jax.errors import one_line
 
 
 def run(cmd):
@@ -97,3 +98,14 @@ def test_a_usage_mistake_is_one_line_with_the_usage(tmp_path, capsys):
         cli.usage_as_one_line(summary.main, ["summary", "extra"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.startswith("error: unexpected arguments: ['extra']; usage: ")
+
+
+def test_one_line_flattens_keeps_an_embedded_tracebacks_last_line_and_cuts_at_the_limit():
+    assert one_line("first\n  second\n\n") == "first second"
+    wrapped = (
+        "save failed: Error in a thread\nTraceback (most recent call last):\n  File x\n"
+        "OSError: disk full"
+    )
+    assert one_line(wrapped) == "save failed: OSError: disk full"
+    assert one_line(wrapped, 11) == "save failed"
+    assert one_line("x" * 500, 400) == "x" * 400

@@ -20,6 +20,9 @@ import urllib.request
 from lenet_jax.data.registry import known_datasets
 from lenet_jax.errors import UserError, one_line
 
+# TFDS's messages can list hundreds of names: a one-line error quotes this much of them.
+_QUOTED = 400
+
 
 class TfdsUnavailable(Exception):
     """TFDS has no readable copy of the dataset and cannot make one here."""
@@ -66,7 +69,7 @@ def open_dataset(name: str, data_dir: str = "") -> TfdsDataset:
             f"files) or a TFDS image-classification name; {hint}"
         ) from None
     except ValueError as e:  # an unknown config of a known dataset, with TFDS's suggestions
-        raise UserError(f"config.dataset={name!r}: {_one_line(e)}") from None
+        raise UserError(f"config.dataset={name!r}: {one_line(str(e), _QUOTED)}") from None
     return _image_classification(name, builder)
 
 
@@ -118,8 +121,8 @@ def data_source(dataset: TfdsDataset, split: str, *, decode_images: bool = True)
         )
     except (ValueError, KeyError) as e:
         raise UserError(
-            f"{dataset.name}: cannot read split {split!r} ({_one_line(e)}); its splits: "
-            f"{known}, sliced as TFDS slices, e.g. 'train[:90%]'"
+            f"{dataset.name}: cannot read split {split!r} ({one_line(str(e), _QUOTED)}); its "
+            f"splits: {known}, sliced as TFDS slices, e.g. 'train[:90%]'"
         ) from None
 
 
@@ -159,7 +162,8 @@ def _prepare(dataset: TfdsDataset):
             download_config=tfds.download.DownloadConfig(manual_dir=_manual_dir(builder))
         )
     except Exception as e:  # TFDS and the builders raise many types; one line says which
-        raise TfdsUnavailable(f"preparing it failed: {type(e).__name__}: {_one_line(e)}") from None
+        reason = f"{type(e).__name__}: {one_line(str(e), _QUOTED)}"
+        raise TfdsUnavailable(f"preparing it failed: {reason}") from None
     return prepared
 
 
@@ -231,7 +235,3 @@ def _online(hosts: list[str]) -> bool:
         return True
     except OSError:
         return False
-
-
-def _one_line(error: Exception) -> str:
-    return one_line(str(error))[:400]  # TFDS's messages can list hundreds of names
