@@ -18,6 +18,7 @@ from flax import linen as nn
 from flax import nnx
 
 from lenet_jax import cli
+from lenet_jax.config import INT_LIMIT
 from lenet_jax.data import get_spec
 from lenet_jax.errors import UserError
 from lenet_jax.models import LinenModel, build_model
@@ -109,7 +110,7 @@ def define_flags() -> None:
     flags.mark_flag_as_required("config")
     flags.DEFINE_list("input_shape", None, "H,W,C of one image, for other datasets: 64,64,3.")
     flags.DEFINE_integer(
-        "num_classes", 10, "Classes of the output layer.", lower_bound=1, upper_bound=2**31 - 1
+        "num_classes", 10, "Classes of the output layer.", lower_bound=1, upper_bound=INT_LIMIT
     )
 
 

@@ -20,6 +20,11 @@ from absl import flags
 from lenet_jax import cli
 
 
+def error_lines(stderr: str) -> list[str]:
+    """The `error:` lines of a command's stderr: a bad input must give exactly one."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
 def in_process(command: Callable[[], int | None]) -> tuple[int, str]:
     """(exit code, stderr) of `command` run as a command runs it: a UserError is one
     `error:` line and exit 2."""
@@ -66,7 +71,10 @@ def run_case(case: dict) -> tuple[int, str]:
     if case["command"] == "evaluate":
         from lenet_jax.report.evaluation import evaluate_workdir
 
-        return in_process(lambda: evaluate_workdir(case["workdir"], "latest") and None)
+        def evaluate():
+            evaluate_workdir(case["workdir"], "latest")  # prints nothing; returns the report
+
+        return in_process(evaluate)
     if case["command"] == "predict":
         from lenet_jax.predict import predict_files
         from lenet_jax.report.inference import load_run

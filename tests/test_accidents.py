@@ -14,6 +14,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from cli_checks import error_lines
 from conftest import REPO, TESTS, child_env, tiny_config_for, tiny_train_command
 
 from lenet_jax.data import cache
@@ -43,10 +44,6 @@ def rows_without_timing(workdir) -> list[dict]:
 
 def run(cmd, **kwargs):
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, **kwargs)
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import sys
 
 import ml_collections
 import pytest
-from cli_checks import train_checks
+from cli_checks import error_lines, train_checks
 from conftest import REPO, child_env, tiny_config_for
 
 from lenet_jax.config import base_config, load_config_file
@@ -113,8 +113,7 @@ def test_a_bad_field_is_one_line_naming_it(field, value, model, base_argv, monke
     monkeypatch.chdir(REPO)
     own_model = [f"--config.model.name={model}"] if model else []
     code, stderr = train_checks([*base_argv, *own_model, f"--config.{field}={value}"])
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
+    errors = error_lines(stderr)
     assert code == 2 and len(errors) == 1, f"--config.{field}={value[:40]}: exit {code}\n{stderr}"
     assert "Traceback" not in stderr
     leaf = field.split(".")[-1]
@@ -163,7 +162,7 @@ def test_a_workdir_that_cannot_be_a_directory_is_one_line_and_the_file_is_kept(
     command = [sys.executable, "-m", "lenet_jax.train", *argv, f"--workdir={workdir}"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(done.stderr)
     assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
     assert errors[0].startswith(f"error: --workdir={workdir}")
     assert existing.read_text() == "my notes\n"
@@ -184,7 +183,7 @@ def test_a_bad_path_is_one_line_naming_it(field, kind, base_argv, tmp_path, monk
     path["a file"].write_text("x")
     path["empty"].mkdir()
     code, stderr = train_checks([*base_argv, f"--config.{field}={path[kind]}"])
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(stderr)
     assert code == 2 and len(errors) == 1 and "Traceback" not in stderr, stderr
     assert f"config.{field}=" in errors[0] and PATH_FIELDS[field] in errors[0], errors[0]
 
@@ -332,7 +331,7 @@ def test_an_unreadable_or_unwritable_path_is_one_line_naming_it(
     wrong = {}
     for name, (_, names, says) in cases.items():
         code, stderr = results[name]
-        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        errors = error_lines(stderr)
         if code == 0 or len(errors) != 1 or "Traceback" in stderr:
             wrong[name] = stderr
         elif not all(n in errors[0] for n in names) or says not in errors[0].lower():
@@ -373,7 +372,7 @@ def test_every_flag_of_a_command_given_wrong_is_one_line(command, finished_run, 
     for argv, code, stderr in results:
         if argv and (command, argv[-1]) in ACCEPTED_FLAGS:
             continue
-        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        errors = error_lines(stderr)
         if code == 0 or len(errors) != 1 or "Traceback" in stderr or len(stderr.splitlines()) > 1:
             wrong[" ".join(argv)[:200]] = (code, stderr[-500:])
     assert not wrong, wrong

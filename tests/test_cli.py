@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_checks import train_checks
+from cli_checks import error_lines, train_checks
 from conftest import REPO, tiny_train_command
 
 from lenet_jax import cli, summary
@@ -18,21 +18,13 @@ def run(cmd):
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def error_lines_of(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
-
-
-def error_lines(result) -> list[str]:
-    return error_lines_of(result.stderr)
-
-
 def test_bad_input_is_one_line_and_exit_2(tiny_mnist_dir, tmp_path):
     """A real process: exit code 2, one line, no traceback (the other bad inputs run through
     the same checks in-process: below, and tests/test_bad_inputs.py)."""
     overrides = ["--config.optimzer.learning_rate=0.1"]
     result = run(tiny_train_command(tmp_path / "w", tiny_mnist_dir, *overrides))
     assert result.returncode == 2, result.stderr[-2000:]
-    lines = error_lines(result)
+    lines = error_lines(result.stderr)
     assert len(lines) == 1 and "unknown config field 'optimzer'" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "w").exists()
@@ -52,7 +44,7 @@ def test_bad_input_is_one_line_and_exit_2(tiny_mnist_dir, tmp_path):
 def test_bad_input_is_one_line(overrides, message, tiny_mnist_dir, tmp_path):
     argv = tiny_train_command(tmp_path / "w", tiny_mnist_dir, *overrides)[3:]  # no python -m
     code, err = train_checks(argv)
-    lines = error_lines_of(err)
+    lines = error_lines(err)
     assert code == 2 and len(lines) == 1 and message in lines[0], err
 
 
@@ -65,7 +57,7 @@ def test_missing_config_file_is_one_line(tmp_path):
         f"--workdir={tmp_path}",
     ]
     result = run(cmd)
-    assert result.returncode == 2 and "configs/nope.py" in error_lines(result)[0]
+    assert result.returncode == 2 and "configs/nope.py" in error_lines(result.stderr)[0]
 
 
 def test_successful_run_states_final_accuracy_last(tiny_mnist_dir, tmp_path):

@@ -10,7 +10,7 @@ import chex
 import jax
 import numpy as np
 import pytest
-from cli_checks import train_checks
+from cli_checks import error_lines, train_checks
 from conftest import REPO, requires_fashion, sigterm_as_epoch_starts, tiny_train_command
 
 from lenet_jax.config import load_config_file
@@ -262,7 +262,7 @@ def test_a_module_that_breaks_the_contract_fails_in_one_line_before_any_file(
         command = tiny_train_command(tmp_path / "w", tiny_mnist_dir, f"--config.model.name={model}")
         code, stderr = train_checks([*command[3:], *overrides])  # no python -m
     assert code == 2, stderr[-3000:]
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(stderr)
     assert len(errors) == 1 and message in errors[0], stderr[-3000:]
     assert not (tmp_path / "w").exists()
 

@@ -5,6 +5,7 @@ import sys
 
 import ml_collections
 import pytest
+from cli_checks import error_lines
 from conftest import REPO
 
 from lenet_jax import summary
@@ -98,5 +99,5 @@ def test_cli_bad_override_is_one_line():
     cmd = [sys.executable, "-m", "lenet_jax.summary", "--config=configs/fashion_d2l.py", override]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(result.stderr)
     assert len(errors) == 1 and message in errors[0]
