@@ -17,7 +17,7 @@ from absl import app, flags, logging
 from flax import linen as nn
 from flax import nnx
 
-from lenet_jax import cli
+from lenet_jax import cli, prng
 from lenet_jax.config import INT_LIMIT
 from lenet_jax.data import get_spec
 from lenet_jax.errors import UserError
@@ -57,7 +57,7 @@ def layer_shapes(model: nn.Module, x: jax.Array, **kwargs) -> list[tuple[str, ob
         return out
 
     with nn.intercept_methods(record):
-        jax.eval_shape(lambda: model.init(jax.random.key(0), x, **kwargs))
+        jax.eval_shape(lambda: model.init(prng.key(0), x, **kwargs))
     return shapes
 
 
@@ -92,11 +92,11 @@ def summary(
             "width": width or 120,
             "no_color": not width,
         }
-        table = module.tabulate(jax.random.key(0), x, **kwargs, console_kwargs=console)
+        table = module.tabulate(prng.key(0), x, **kwargs, console_kwargs=console)
     else:
         table = nnx.tabulate(model.module, x, console_kwargs={"width": width or 120})
     lines += [line.rstrip() for line in table.rstrip().splitlines()]
-    params, batch_stats = jax.eval_shape(model.init, jax.random.key(0), x)
+    params, batch_stats = jax.eval_shape(model.init, prng.key(0), x)
     lines += ["", f"total parameters: {count_values(params):,}"]
     if jax.tree.leaves(batch_stats):
         lines.append(f"batch_stats: {count_values(batch_stats):,} values (not trained)")

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from lenet_jax import prng
 from lenet_jax.models import Model, build_model
 from lenet_jax.training import losses as losses_lib
 
@@ -63,10 +64,10 @@ def check_model(
         )
     )
     losses_lib.check(loss_fn, model, image_shape, num_classes)
-    images = jax.random.normal(jax.random.key(1), (batch, *image_shape))
-    labels = jax.random.randint(jax.random.key(2), (batch,), 0, num_classes)
+    images = jax.random.normal(prng.key(1), (batch, *image_shape))
+    labels = jax.random.randint(prng.key(2), (batch,), 0, num_classes)
     # Compiled, as the trainer inits: op by op, a deep module's init takes seconds.
-    params, stats = jax.jit(model.init)(jax.random.key(0), images[:1])
+    params, stats = jax.jit(model.init)(prng.key(0), images[:1])
     _check_calls(model, params, stats, images, num_classes)
     losses = _train(model, loss_fn, params, stats, images, labels, steps, learning_rate)
     again = _train(model, loss_fn, params, stats, images, labels, steps, learning_rate)
@@ -82,7 +83,7 @@ def check_model(
 
 
 def _call(model: Model, params, stats, images, train: bool, seed: int):
-    rngs = model.rngs(jax.random.key(seed))
+    rngs = model.rngs(prng.key(seed))
     return jax.jit(lambda p, s, x: model.apply(p, s, x, train=train, rngs=rngs))(
         params, stats, images
     )
@@ -136,6 +137,6 @@ def _train(
 
     opt_state, values = tx.init(params), []
     for i in range(steps):
-        params, opt_state, stats, value = step(params, opt_state, stats, jax.random.key(10 + i))
+        params, opt_state, stats, value = step(params, opt_state, stats, prng.key(10 + i))
         values.append(float(value))
     return tuple(values)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
+from lenet_jax import prng
 from lenet_jax.config import load_config_file
 from lenet_jax.models import get_model
 from lenet_jax.models.airbench import (
@@ -40,8 +41,8 @@ def _correlated_images(n: int = 64, size: int = 8) -> jax.Array:
 
 
 def test_patches_are_laid_out_as_a_conv_kernel_reads_them():
-    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
-    kernel = jax.random.normal(jax.random.key(1), (2, 2, 3, 4))
+    x = jax.random.normal(prng.key(0), (2, 5, 6, 3))
+    kernel = jax.random.normal(prng.key(1), (2, 2, 3, 4))
     expected = _conv(x, kernel).reshape(-1, 4)
     chex.assert_trees_all_close(patches(x, 2) @ kernel.reshape(12, 4), expected, atol=1e-5)
 
@@ -63,8 +64,8 @@ def test_whitening_kernel_decorrelates_its_datas_patches():
 
 
 def test_dirac_convs_start_as_the_identity_on_their_inputs():
-    kernel = dirac_init(jax.random.key(0), (3, 3, 4, 6))
-    x = jax.random.normal(jax.random.key(1), (2, 5, 5, 4))
+    kernel = dirac_init(prng.key(0), (3, 3, 4, 6))
+    x = jax.random.normal(prng.key(1), (2, 5, 5, 4))
     out = _conv(x, kernel, "SAME")
     chex.assert_trees_all_close(out[..., :4], x, atol=1e-6)
     bound = 1 / np.sqrt(3 * 3 * 4)  # the other outputs: PyTorch's default uniform init
@@ -72,13 +73,13 @@ def test_dirac_convs_start_as_the_identity_on_their_inputs():
 
 
 def test_the_reshaped_pool_is_flaxs_max_pool_forward_and_backward():
-    x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))  # an odd side drops its last row
+    x = jax.random.normal(prng.key(0), (2, 7, 6, 3))  # an odd side drops its last row
 
     def flax_pool(x):
         return nn.max_pool(x, (2, 2), strides=(2, 2))
 
     chex.assert_trees_all_equal(max_pool_2x2(x), flax_pool(x))
-    weights = jax.random.normal(jax.random.key(1), (2, 3, 3, 3))
+    weights = jax.random.normal(prng.key(1), (2, 3, 3, 3))
     grads = [jax.grad(lambda x, f=f: jnp.sum(f(x) * weights))(x) for f in (max_pool_2x2, flax_pool)]
     chex.assert_trees_all_equal(*grads)
     assert int(jnp.count_nonzero(grads[0])) == weights.size  # one winner in each window

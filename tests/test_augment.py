@@ -6,13 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lenet_jax import prng
 from lenet_jax.training import augment
 
 SHAPE = (8, 12, 10, 3)  # H != W catches a swapped axis
 
 
 def _images(seed: int = 0, shape=SHAPE) -> jax.Array:
-    return jax.random.uniform(jax.random.key(seed), shape)
+    return jax.random.uniform(prng.key(seed), shape)
 
 
 def _identical_batch(batch: int = 16) -> jax.Array:
@@ -35,7 +36,7 @@ class FlipTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_random_flip_per_example(self):
         x = _identical_batch()
-        out = self.variant(augment.random_flip)(jax.random.key(0), x)
+        out = self.variant(augment.random_flip)(prng.key(0), x)
         chex.assert_trees_all_equal_shapes_and_dtypes(out, x)
         flipped = [bool(jnp.array_equal(o, augment.flip(x)[0])) for o in out]
         for was_flipped, o in zip(flipped, out, strict=True):
@@ -47,10 +48,10 @@ class FlipTest(chex.TestCase):
         x = _images()
         random_flip = self.variant(augment.random_flip)
         chex.assert_trees_all_equal(
-            random_flip(jax.random.key(3), x), random_flip(jax.random.key(3), x)
+            random_flip(prng.key(3), x), random_flip(prng.key(3), x)
         )
         assert not jnp.array_equal(
-            random_flip(jax.random.key(3), x), random_flip(jax.random.key(4), x)
+            random_flip(prng.key(3), x), random_flip(prng.key(4), x)
         )
 
 
@@ -73,25 +74,25 @@ class CropTest(chex.TestCase):
     def test_keeps_shape_and_dtype(self):
         for dtype in (jnp.float32, jnp.bfloat16):
             x = _images().astype(dtype)
-            out = self.variant(augment.random_crop)(jax.random.key(0), x)
+            out = self.variant(augment.random_crop)(prng.key(0), x)
             chex.assert_trees_all_equal_shapes_and_dtypes(out, x)
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_zero_padding_is_identity(self):
         x = _images()
         crop = self.variant(lambda key, x: augment.random_crop(key, x, padding=0))
-        chex.assert_trees_all_equal(crop(jax.random.key(0), x), x)
+        chex.assert_trees_all_equal(crop(prng.key(0), x), x)
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_same_key_same_output_different_key_different_output(self):
         x = _images()
         crop = self.variant(lambda key, x: augment.random_crop(key, x, padding=2))
-        chex.assert_trees_all_equal(crop(jax.random.key(1), x), crop(jax.random.key(1), x))
-        assert not jnp.array_equal(crop(jax.random.key(1), x), crop(jax.random.key(2), x))
+        chex.assert_trees_all_equal(crop(prng.key(1), x), crop(prng.key(1), x))
+        assert not jnp.array_equal(crop(prng.key(1), x), crop(prng.key(2), x))
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_examples_get_different_crops(self):
-        out = self.variant(augment.random_crop)(jax.random.key(0), _identical_batch())
+        out = self.variant(augment.random_crop)(prng.key(0), _identical_batch())
         assert _distinct_examples(out) > 4
 
     def test_crop_is_a_window_of_the_reflect_padded_image(self):
@@ -101,7 +102,7 @@ class CropTest(chex.TestCase):
             padded[0, top : top + 6, left : left + 5] for top in range(5) for left in range(5)
         ]
         for seed in range(5):
-            out = np.asarray(augment.random_crop(jax.random.key(seed), x, padding=2))[0]
+            out = np.asarray(augment.random_crop(prng.key(seed), x, padding=2))[0]
             assert any(np.array_equal(out, window) for window in windows)
 
     def test_every_offset_of_the_padded_image_is_drawn(self):
@@ -109,13 +110,13 @@ class CropTest(chex.TestCase):
         x = jnp.arange(6 * 5, dtype=jnp.float32).reshape(1, 6, 5, 1)
         padded = np.pad(np.asarray(x), ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
         windows = {(t, le): padded[0, t : t + 6, le : le + 5] for t in range(5) for le in range(5)}
-        crops = np.asarray(augment.random_crop(jax.random.key(0), jnp.repeat(x, 400, 0), 2))
+        crops = np.asarray(augment.random_crop(prng.key(0), jnp.repeat(x, 400, 0), 2))
         seen = {key for crop in crops for key, w in windows.items() if np.array_equal(crop, w)}
         assert seen == set(windows)
 
     def test_padding_too_large_is_rejected(self):
         with pytest.raises(ValueError, match="padding"):
-            augment.random_crop(jax.random.key(0), _images(), padding=10)
+            augment.random_crop(prng.key(0), _images(), padding=10)
 
 
 class CutoutTest(chex.TestCase):
@@ -123,7 +124,7 @@ class CutoutTest(chex.TestCase):
     def test_zeroes_at_most_one_square_per_example(self):
         size = 4
         x = jnp.ones((64, 12, 10, 3))
-        out = self.variant(lambda key, x: augment.cutout(key, x, size=size))(jax.random.key(0), x)
+        out = self.variant(lambda key, x: augment.cutout(key, x, size=size))(prng.key(0), x)
         chex.assert_trees_all_equal_shapes_and_dtypes(out, x)
         zeros = np.asarray((out == 0).all(axis=-1).sum(axis=(1, 2)))
         assert ((zeros > 0) & (zeros <= size * size)).all()
@@ -135,13 +136,13 @@ class CutoutTest(chex.TestCase):
     def test_same_key_same_output_and_examples_differ(self):
         x = jnp.ones((16, 12, 10, 3))
         cut = self.variant(lambda key, x: augment.cutout(key, x, size=3))
-        chex.assert_trees_all_equal(cut(jax.random.key(5), x), cut(jax.random.key(5), x))
-        assert not jnp.array_equal(cut(jax.random.key(5), x), cut(jax.random.key(6), x))
-        assert _distinct_examples(cut(jax.random.key(5), x)) > 4
+        chex.assert_trees_all_equal(cut(prng.key(5), x), cut(prng.key(5), x))
+        assert not jnp.array_equal(cut(prng.key(5), x), cut(prng.key(6), x))
+        assert _distinct_examples(cut(prng.key(5), x)) > 4
 
     def test_size_zero_is_identity(self):
         x = _images()
-        chex.assert_trees_all_equal(augment.cutout(jax.random.key(0), x, size=0), x)
+        chex.assert_trees_all_equal(augment.cutout(prng.key(0), x, size=0), x)
 
 
 class MakeAugmentTest(chex.TestCase):
@@ -157,16 +158,16 @@ class MakeAugmentTest(chex.TestCase):
     def test_all_enabled(self):
         fn = self.variant(augment.make_augment(crop_padding=2, flip=True, cutout_size=3))
         x = _identical_batch()
-        out = fn(jax.random.key(0), x)
+        out = fn(prng.key(0), x)
         chex.assert_trees_all_equal_shapes_and_dtypes(out, x)
-        chex.assert_trees_all_equal(out, fn(jax.random.key(0), x))
-        assert not jnp.array_equal(out, fn(jax.random.key(1), x))
+        chex.assert_trees_all_equal(out, fn(prng.key(0), x))
+        assert not jnp.array_equal(out, fn(prng.key(1), x))
         assert _distinct_examples(out) > 4
 
     def test_stages_use_independent_fixed_subkeys(self):
         # Adding cutout must not change which crops and flips are drawn.
         x = _images()
-        key = jax.random.key(7)
+        key = prng.key(7)
         crop_flip = augment.make_augment(crop_padding=2, flip=True)(key, x)
         with_cutout = augment.make_augment(crop_padding=2, flip=True, cutout_size=3)(key, x)
         kept = with_cutout != 0

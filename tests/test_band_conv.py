@@ -7,6 +7,7 @@ import pytest
 from absl.testing import parameterized
 from jax import lax
 
+from lenet_jax import prng
 from lenet_jax.ops import band_conv
 from lenet_jax.ops import conv as conv_impls
 
@@ -36,7 +37,7 @@ def band(impl="band"):
 
 def inputs(shape, seed=0):
     h, w, kh, kw, cin, cout, _ = shape
-    x_key, k_key = jax.random.split(jax.random.key(seed))
+    x_key, k_key = jax.random.split(prng.key(seed))
     return jax.random.normal(x_key, (3, h, w, cin)), jax.random.normal(k_key, (kh, kw, cin, cout))
 
 

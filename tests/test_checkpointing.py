@@ -11,8 +11,10 @@ import jax
 import numpy as np
 import optax
 import pytest
+from cli_checks import error_lines, in_process
 from conftest import REPO, sigterm_as_epoch_starts, tiny_train_command
 
+from lenet_jax import prng
 from lenet_jax.errors import UserError
 from lenet_jax.models import get_model
 from lenet_jax.report.evaluation import evaluate_workdir
@@ -29,7 +31,7 @@ def _abstract(state, sharding):
 
 def _state(seed=0):
     tx = optax.sgd(0.1, momentum=0.9)
-    return create_train_state(get_model("lenet_modern"), tx, jax.random.key(seed), (28, 28, 1))
+    return create_train_state(get_model("lenet_modern"), tx, prng.key(seed), (28, 28, 1))
 
 
 def _assert_trees_identical(a, b):
@@ -252,27 +254,16 @@ def test_evaluate_reports_per_class_accuracy_and_confusion(tiny_config, tmp_path
 
 
 def test_evaluate_bad_checkpoint_lists_the_real_ones(tiny_config, tmp_path):
-    """Through a real process (exit 2, the line on stderr), then the other spelling in-process."""
+    """The command's checks in this process: a real evaluate process runs above, and its
+    flags' bad values run in one of their own (test_bad_inputs)."""
     trainer.train_and_evaluate(tiny_config, str(tmp_path))
-    result = subprocess.run(
-        [sys.executable, "-m", "lenet_jax.evaluate", f"--workdir={tmp_path}", "--checkpoint=123"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    code, stderr = in_process(lambda: evaluate_workdir(str(tmp_path), "123"))
     message = "--checkpoint='123': no such checkpoint; available: latest, best, 8, 16"
-    assert result.returncode == 2 and message in result.stderr
+    assert code == 2 and error_lines(stderr) == [f"error: {message}"], stderr
     with pytest.raises(UserError, match="--checkpoint='newest': no such checkpoint"):
         evaluate_workdir(str(tmp_path), "newest")
 
 
 def test_evaluate_on_an_empty_workdir_is_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "lenet_jax.evaluate", f"--workdir={tmp_path}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 2 and "holds no run" in result.stderr
+    code, stderr = in_process(lambda: evaluate_workdir(str(tmp_path)))
+    assert code == 2 and "holds no run" in stderr and len(error_lines(stderr)) == 1, stderr

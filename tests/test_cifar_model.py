@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lenet_jax import prng
 from lenet_jax.models.cifar import CifarCNN
 
 # conv 3->32 (3x3) + conv 32->64 (3x3) + dense 64*8*8->128 + dense 128->10, each with a bias.
@@ -15,11 +16,11 @@ BN_PARAMS = PLAIN_PARAMS - (32 + 64) + 2 * (32 + 64)
 
 
 def _images(batch: int = 4, seed: int = 0) -> jax.Array:
-    return jax.random.normal(jax.random.key(seed), (batch, 32, 32, 3))
+    return jax.random.normal(prng.key(seed), (batch, 32, 32, 3))
 
 
 def _init(model: CifarCNN, x: jax.Array):
-    return model.init(jax.random.key(0), x, train=False)
+    return model.init(prng.key(0), x, train=False)
 
 
 def _count(tree) -> int:
@@ -84,13 +85,13 @@ def test_dropout_deterministic_in_eval_random_in_train():
     x = _images()
     variables = _init(model, x)
     eval_a = model.apply(variables, x, train=False)
-    eval_b = model.apply(variables, x, train=False, rngs={"dropout": jax.random.key(1)})
+    eval_b = model.apply(variables, x, train=False, rngs={"dropout": prng.key(1)})
     reference = CifarCNN(dropout_rate=0.0).apply(variables, x, train=False)
     chex.assert_trees_all_equal(eval_a, reference)  # dropout is the identity in eval
     chex.assert_trees_all_equal(eval_b, reference)
 
     def train_logits(seed: int) -> jax.Array:
-        return model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(seed)})
+        return model.apply(variables, x, train=True, rngs={"dropout": prng.key(seed)})
 
     chex.assert_trees_all_equal(train_logits(1), train_logits(1))
     assert not jnp.allclose(train_logits(1), train_logits(2))

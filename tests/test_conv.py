@@ -10,6 +10,7 @@ from flax import linen as nn
 from jax import lax
 
 from lenet_jax import config as config_lib
+from lenet_jax import prng
 from lenet_jax.errors import UserError
 from lenet_jax.models import get_model
 from lenet_jax.ops import conv as conv_impls
@@ -33,7 +34,7 @@ def xla_conv(x, kernel, padding):
 
 
 def random_inputs(batch, size, kernel_size, cin, cout, seed=0):
-    x_key, k_key = jax.random.split(jax.random.key(seed))
+    x_key, k_key = jax.random.split(prng.key(seed))
     x = jax.random.normal(x_key, (batch, *size, cin))
     return x, jax.random.normal(k_key, (*kernel_size, cin, cout)) * 0.2
 
@@ -184,13 +185,13 @@ def test_unknown_impl_is_refused():
 )
 def test_models_give_the_same_outputs_and_gradients_with_either_impl(name, impl, kwargs):
     shape = (2, 28, 28, 1) if name.startswith("lenet") else (4, 16, 16, 3)
-    x = jax.random.uniform(jax.random.key(4), shape)
+    x = jax.random.uniform(prng.key(4), shape)
     xla = get_model(name, conv_impl="xla", **kwargs)
     ours = get_model(name, conv_impl=impl, **kwargs)
     # Compiled and abstract inits: op by op, airbench's init alone takes seconds.
-    variables = jax.jit(lambda key, x: xla.init(key, x, train=False))(jax.random.key(5), x)
+    variables = jax.jit(lambda key, x: xla.init(key, x, train=False))(prng.key(5), x)
     assert jax.tree.structure(variables) == jax.tree.structure(
-        jax.eval_shape(lambda key, x: ours.init(key, x, train=False), jax.random.key(5), x)
+        jax.eval_shape(lambda key, x: ours.init(key, x, train=False), prng.key(5), x)
     )
 
     @jax.jit
@@ -218,5 +219,5 @@ def test_config_names_the_allowed_conv_impls():
 
 def test_flax_conv_keeps_its_parameter_names_and_shapes():
     conv = nn.Conv(6, (5, 5), padding=2, conv_general_dilated=conv_impls.conv_general_dilated())
-    params = conv.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    params = conv.init(prng.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
     assert jax.tree.map(jnp.shape, params) == {"kernel": (5, 5, 1, 6), "bias": (6,)}

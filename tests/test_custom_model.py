@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from conftest import REPO, tiny_train_command
 
+from lenet_jax import prng
+
 
 def test_vgg_tiny_from_examples_trains_through_the_cli(tiny_mnist_dir, tmp_path):
     workdir = tmp_path / "vgg"
@@ -40,6 +42,6 @@ def test_vgg_tiny_shapes_and_parameter_count(monkeypatch):
 
     model = VGGTiny(num_classes=10)
     x = jnp.zeros((3, 28, 28, 1))
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    variables = jax.eval_shape(lambda: model.init(prng.key(0), x, train=False))
     chex.assert_shape(jax.eval_shape(lambda v: model.apply(v, x, train=False), variables), (3, 10))
     assert sum(p.size for p in jax.tree.leaves(variables["params"])) == 218_490

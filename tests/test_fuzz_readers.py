@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from lenet_jax import prng
 from lenet_jax.data import idx, image_folder
 from lenet_jax.errors import UserError
 from lenet_jax.models import get_model
@@ -128,7 +129,7 @@ def saved_checkpoint(tmp_path_factory):
     """One real orbax checkpoint, and the abstract state that restores it."""
     directory = tmp_path_factory.mktemp("ckpt")
     state = create_train_state(
-        get_model("lenet_modern"), optax.sgd(0.1), jax.random.key(0), (28, 28, 1)
+        get_model("lenet_modern"), optax.sgd(0.1), prng.key(0), (28, 28, 1)
     )
     with checkpointing.Checkpoints(str(directory), keep=2) as ckpts:
         ckpts.save(1, state, {"totals": {}, "history": []})

@@ -6,11 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lenet_jax import prng
 from lenet_jax.models.lenet1998 import LeNet1998, pad_to_paper_size
 
 
 def init(model: LeNet1998, shape):
-    return model.init(jax.random.key(0), jnp.zeros(shape), train=False)
+    return model.init(prng.key(0), jnp.zeros(shape), train=False)
 
 
 def count_params(variables) -> int:
@@ -61,14 +62,14 @@ def test_28x28_is_padded_centred_and_32x32_is_untouched():
 
 def test_dropout_is_active_only_in_training():
     model = LeNet1998(dropout_rate=0.5)
-    x = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1))
+    x = jax.random.uniform(prng.key(1), (4, 28, 28, 1))
     variables = init(model, x.shape)
     # In eval the dropout layers are the identity: the output equals the same weights in a
     # model without dropout, whatever dropout key is offered.
     reference = LeNet1998(dropout_rate=0.0).apply(variables, x, train=False)
-    offered = model.apply(variables, x, train=False, rngs={"dropout": jax.random.key(5)})
+    offered = model.apply(variables, x, train=False, rngs={"dropout": prng.key(5)})
     chex.assert_trees_all_equal(model.apply(variables, x, train=False), reference)
     chex.assert_trees_all_equal(offered, reference)
-    a = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)})
-    b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(3)})
+    a = model.apply(variables, x, train=True, rngs={"dropout": prng.key(2)})
+    b = model.apply(variables, x, train=True, rngs={"dropout": prng.key(3)})
     assert not jnp.allclose(a, b)

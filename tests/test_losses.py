@@ -2,8 +2,6 @@
 its weight, a fork's loss function by `package.module:function`, named terms in every
 report, and one-line errors, before anything is written, for a loss that breaks the seam."""
 
-import os
-import subprocess
 
 import chex
 import jax
@@ -11,8 +9,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from conftest import REPO, tiny_train_command
+from cli_checks import train_checks
+from conftest import tiny_train_command
 
+from lenet_jax import prng
 from lenet_jax.errors import UserError
 from lenet_jax.models import build_model
 from lenet_jax.models.contract import Output
@@ -24,7 +24,6 @@ from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.tensorboard import read_scalars
 
 AUX_MODEL = "fork_models.aux_loss:ActivityPenaltyCNN"
-TESTS = REPO / "tests"
 
 
 def _output(logits, **extras) -> Output:
@@ -70,9 +69,9 @@ def test_a_scalar_loss_and_a_per_example_loss_agree_and_respect_the_mask():
 
 def test_an_auxiliary_loss_is_reported_at_weight_0_and_changes_the_gradients_when_weighted():
     model = build_model(ml_collections.ConfigDict({"name": AUX_MODEL}), num_classes=10)
-    images = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
+    images = jax.random.normal(prng.key(0), (4, 28, 28, 1))
     labels = jnp.array([0, 1, 2, 3])
-    params, stats = model.init(jax.random.key(1), images)
+    params, stats = model.init(prng.key(1), images)
 
     def grads(loss_fn):
         def objective(params):
@@ -99,7 +98,6 @@ def test_an_auxiliary_loss_is_reported_at_weight_0_and_changes_the_gradients_whe
 
 
 def test_a_models_auxiliary_loss_trains_through_the_cli_into_every_report(tiny_mnist_dir, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
     command = tiny_train_command(
         tmp_path,
         tiny_mnist_dir,
@@ -109,8 +107,8 @@ def test_a_models_auxiliary_loss_trains_through_the_cli_into_every_report(tiny_m
         # the padding of a last, partial one.
         "--config.eval_batch_size=128",
     )
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, stderr = train_checks(command[3:], train=True)  # the command's flags, in-process
+    assert code == 0, stderr[-3000:]
     rows = read_rows(tmp_path / "metrics.jsonl")
     assert all(row["aux_loss"] > 0 for row in rows)
     # Train rows report what was minimised: cross-entropy plus 0.1 x the term. Test rows'

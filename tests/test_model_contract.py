@@ -24,6 +24,14 @@ from lenet_jax.training.run import build_run
 TESTS = REPO / "tests"
 
 
+def train_in_process(workdir, data_dir, model: str, *overrides: str) -> tuple[int, str]:
+    """(exit code, stderr) of the train command's flag parsing, checks and whole run, in
+    this process: a real process adds its exit and the absence of a traceback, which
+    `run_cli` checks once (test_a_module_that_breaks_the_contract...)."""
+    command = tiny_train_command(workdir, data_dir, f"--config.model.name={model}", *overrides)
+    return train_checks(command[3:], train=True)  # no python -m
+
+
 def run_cli(workdir, data_dir, model: str, *overrides: str):
     env = {
         **os.environ,
@@ -43,11 +51,11 @@ def run_cli(workdir, data_dir, model: str, *overrides: str):
 def test_fork_models_train_through_the_cli_and_evaluate(model, overrides, tiny_mnist_dir, tmp_path):
     """What the command line adds: a fork's own config field, and a warning for a stock one
     its module lacks."""
-    result = run_cli(tmp_path, tiny_mnist_dir, model, *overrides)
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, stderr = train_in_process(tmp_path, tiny_mnist_dir, model, *overrides)
+    assert code == 0, stderr[-3000:]
     _check_trained_and_evaluated(tmp_path, model)
     if model.endswith("Bare"):
-        assert "warning: config.model.dropout_rate=0.2 is not a field of" in result.stderr
+        assert "warning: config.model.dropout_rate=0.2 is not a field of" in stderr
     if model.endswith("FieldModeLeNet"):
         params = load_run(str(tmp_path), "latest").state.params
         assert params["Conv_0"]["kernel"].shape == (5, 5, 1, 12)
@@ -131,16 +139,13 @@ def test_a_kwargs_factory_gets_only_the_fields_it_takes_through_the_cli(tmp_path
     """fashion.py's `features` and `batch_norm` are dropped with a warning (the factory's
     own class has neither); `variant` and `dropout` reach it; `--config.model.X=None`
     clears a stock field."""
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    command = [
-        os.sys.executable, "-m", "lenet_jax.train", "--config=configs/fashion.py:smoke",
-        f"--workdir={tmp_path}", f"--config.model.name={KWARGS_FACTORY}",
-        "--config.model.variant=m", "--config.model.dropout=0.1",
-        "--config.model.batch_norm=None", "--config.num_epochs=1",
-    ]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    code, stderr = train_checks([
+        f"--config={REPO / 'configs/fashion.py'}:smoke", f"--workdir={tmp_path}",
+        f"--config.model.name={KWARGS_FACTORY}", "--config.model.variant=m",
+        "--config.model.dropout=0.1", "--config.model.batch_norm=None", "--config.num_epochs=1",
+    ], train=True)  # fmt: skip
+    assert code == 0, stderr[-3000:]
+    warnings = [line for line in stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [
         f"warning: config.model.features=(6, 32) is not a field of {KWARGS_FACTORY!r}; not "
         "passed to it (--config.model.features=None clears it)"
@@ -155,9 +160,10 @@ def test_a_kwargs_factory_gets_a_stock_field_set_on_the_command_line(tiny_mnist_
     factory that does not name it, but the command line's reaches its `**kw`, and
     config.json keeps it so `evaluate` builds the same module."""
     model = "fork_models.kwargs_factory:nnx_model"
-    result = run_cli(tmp_path, tiny_mnist_dir, model, "--config.model.features=(4, 8)")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "warning:" not in result.stderr
+    features = "--config.model.features=(4, 8)"
+    code, stderr = train_in_process(tmp_path, tiny_mnist_dir, model, features)
+    assert code == 0, stderr[-3000:]
+    assert "warning:" not in stderr
     assert json.loads((tmp_path / "config.json").read_text())["model_fields_passed"] == ["features"]
     params = load_run(str(tmp_path), "latest").state.params
     assert params["conv1"]["kernel"].shape == (3, 3, 1, 4)

@@ -7,12 +7,13 @@ import ml_collections
 import pytest
 from flax import linen as nn
 
+from lenet_jax import prng
 from lenet_jax.errors import UserError
 from lenet_jax.models import build_model, get_model, known_models, register_model
 
 
 def count_params(model: nn.Module, shape=(1, 28, 28, 1)) -> int:
-    variables = model.init(jax.random.key(0), jnp.zeros(shape), train=False)
+    variables = model.init(prng.key(0), jnp.zeros(shape), train=False)
     return sum(x.size for x in jax.tree.leaves(variables["params"]))
 
 
@@ -20,7 +21,7 @@ def count_params(model: nn.Module, shape=(1, 28, 28, 1)) -> int:
 def test_lenet_output_shape(name):
     model = get_model(name, num_classes=10)
     x = jnp.zeros((5, 28, 28, 1))
-    variables = model.init(jax.random.key(0), x, train=False)
+    variables = model.init(prng.key(0), x, train=False)
     chex.assert_shape(model.apply(variables, x, train=False), (5, 10))
 
 
@@ -34,16 +35,16 @@ def test_modern_lenet_has_the_same_parameters_as_classic():
 
 def test_modern_dropout_is_active_only_in_training():
     model = get_model("lenet_modern", dropout_rate=0.5)
-    x = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1))
-    variables = model.init(jax.random.key(0), x, train=False)
+    x = jax.random.uniform(prng.key(1), (4, 28, 28, 1))
+    variables = model.init(prng.key(0), x, train=False)
     # In eval dropout is the identity: the same weights without dropout give the same output.
     reference = get_model("lenet_modern", dropout_rate=0.0).apply(variables, x, train=False)
     eval_a = model.apply(variables, x, train=False)
-    eval_b = model.apply(variables, x, train=False, rngs={"dropout": jax.random.key(5)})
+    eval_b = model.apply(variables, x, train=False, rngs={"dropout": prng.key(5)})
     chex.assert_trees_all_equal(eval_a, reference)
     chex.assert_trees_all_equal(eval_b, reference)
-    train_a = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)})
-    train_b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(3)})
+    train_a = model.apply(variables, x, train=True, rngs={"dropout": prng.key(2)})
+    train_b = model.apply(variables, x, train=True, rngs={"dropout": prng.key(3)})
     assert not jnp.allclose(train_a, train_b)
 
 
@@ -107,6 +108,6 @@ def test_lenet_widths_and_batch_norm_as_configs_fashion_uses_them():
     """conv 6 (no bias) + BN 12, conv 32 (no bias) + BN 64, then dense 800-120-84-10."""
     model = get_model("lenet_modern", features=(6, 32), batch_norm=True)
     assert count_params(model) == 150 + 12 + 4_800 + 64 + 96_120 + 10_164 + 850
-    variables = model.init(jax.random.key(0), jnp.zeros((2, 28, 28, 1)), train=False)
+    variables = model.init(prng.key(0), jnp.zeros((2, 28, 28, 1)), train=False)
     assert set(variables["batch_stats"]) == {"BatchNorm_0", "BatchNorm_1"}
     assert "bias" not in variables["params"]["Conv_0"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import REPO, child_env, tiny_train_command
 
+from lenet_jax import prng
 from lenet_jax.errors import UserError
 from lenet_jax.models import get_model
 from lenet_jax.report.inference import load_run
@@ -48,7 +49,7 @@ def test_batch_that_does_not_divide_over_devices_is_refused(eight_device_config,
 def test_pmap_devices_draw_different_dropout_masks():
     model = get_model("lenet_modern", dropout_rate=0.5)
     x = jnp.ones((2, 28, 28, 1))
-    variables = model.init(jax.random.key(0), x, train=False)
+    variables = model.init(prng.key(0), x, train=False)
 
     def logits_on_each_device(key, images):
         key = steps.device_key(key, parallel.AXIS)
@@ -56,7 +57,7 @@ def test_pmap_devices_draw_different_dropout_masks():
 
     same_images = jnp.broadcast_to(x, (8, *x.shape))
     pmapped = jax.pmap(logits_on_each_device, axis_name=parallel.AXIS, in_axes=(None, 0))
-    out = pmapped(jax.random.key(1), same_images)
+    out = pmapped(prng.key(1), same_images)
     assert out.shape == (8, 2, 10)
     distinct = {np.asarray(o).tobytes() for o in out}
     assert len(distinct) == 8  # the same input, a different mask per device

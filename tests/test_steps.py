@@ -7,6 +7,7 @@ import numpy as np
 import optax
 from flax import linen as nn
 
+from lenet_jax import prng
 from lenet_jax.models import get_model
 from lenet_jax.models.contract import as_model
 from lenet_jax.training import augment, metrics, steps
@@ -41,14 +42,14 @@ def test_alternating_flips_mirror_every_batch_of_the_odd_epochs_only():
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 3, 5, 1)), jnp.uint8)
     labels = jnp.zeros((4,), jnp.int32)
     state = create_train_state(
-        model, tx, jax.random.key(0), steps.normalize(images, (0.0,), (1.0,))
+        model, tx, prng.key(0), steps.normalize(images, (0.0,), (1.0,))
     )
     train_step = jax.jit(
         steps.make_train_step(model, tx, mean=(0.0,), std=(1.0,), mirror_odd_epochs_of=2)
     )
     plain = steps.normalize(images, (0.0,), (1.0,))
     for step in range(6):  # epochs of 2 steps: 0 plain, 1 mirrored, 2 plain
-        state, _ = train_step(state, images, labels, jax.random.key(0))
+        state, _ = train_step(state, images, labels, prng.key(0))
         expected = augment.flip(plain) if (step // 2) % 2 else plain
         np.testing.assert_array_equal(state.batch_stats["seen"], expected)
 
@@ -116,7 +117,7 @@ def test_eval_step_sums_are_exact_and_respect_the_mask():
 
 def _lenet_state(tx, seed=0):
     model = get_model("lenet_modern", dropout_rate=0.5)
-    return model, create_train_state(model, tx, jax.random.key(seed), (28, 28, 1))
+    return model, create_train_state(model, tx, prng.key(seed), (28, 28, 1))
 
 
 def test_train_step_compiles_once_over_several_steps():
@@ -129,13 +130,13 @@ def test_train_step_compiles_once_over_several_steps():
     images = jnp.zeros((8, 28, 28, 1), jnp.uint8)
     labels = jnp.zeros((8,), jnp.int32)
     for _ in range(4):
-        state, metrics = compiled(state, images, labels, jax.random.key(0))
+        state, metrics = compiled(state, images, labels, prng.key(0))
     assert int(state.step) == 4
     chex.assert_tree_all_finite(metrics)
 
 
 def test_step_keys_differ_by_step_and_replay_exactly():
-    key = jax.random.key(0)
+    key = prng.key(0)
     k1, k1_again, k2 = (steps.step_key(key, s) for s in (1, 1, 2))
     assert jnp.array_equal(jax.random.key_data(k1), jax.random.key_data(k1_again))
     assert not jnp.array_equal(jax.random.key_data(k1), jax.random.key_data(k2))
@@ -150,7 +151,7 @@ def test_train_step_reduces_the_loss_on_a_fixed_batch():
     labels = jnp.asarray(rng.integers(0, 10, 32), jnp.int32)
     losses = []
     for _ in range(30):
-        state, metrics = train_step(state, images, labels, jax.random.key(1))
+        state, metrics = train_step(state, images, labels, prng.key(1))
         losses.append(float(metrics["loss"]))
     assert losses[-1] < 0.5 * losses[0]
 
@@ -161,7 +162,7 @@ def _ema_run(ema: float | steps.EmaRule, accum_steps: int, num_steps: int):
     if accum_steps > 1:
         tx = optax.MultiSteps(tx, every_k_schedule=accum_steps).gradient_transformation()
     model = get_model("lenet_modern")
-    state = create_train_state(model, tx, jax.random.key(0), (28, 28, 1), ema=True)
+    state = create_train_state(model, tx, prng.key(0), (28, 28, 1), ema=True)
     step = jax.jit(
         steps.make_train_step(model, tx, mean=(0.0,), std=(1.0,), ema=ema, accum_steps=accum_steps)
     )
@@ -170,7 +171,7 @@ def _ema_run(ema: float | steps.EmaRule, accum_steps: int, num_steps: int):
     for _ in range(num_steps):
         images = jnp.asarray(rng.integers(0, 255, (16, 28, 28, 1)), jnp.uint8)
         labels = jnp.asarray(rng.integers(0, 10, 16), jnp.int32)
-        state, _ = step(state, images, labels, jax.random.key(1))
+        state, _ = step(state, images, labels, prng.key(1))
         history.append(state.params)
     return history, state.ema_params
 
@@ -239,7 +240,7 @@ def test_ema_ramp_decay_is_cubic_in_the_updates_done():
 def test_test_time_augmentation_averages_the_views_logits():
     """The predict step with TTA equals the weighted mean of plain predictions of each view."""
     model = get_model("lenet_modern", batch_norm=True)
-    state = create_train_state(model, optax.sgd(0.1), jax.random.key(0), (28, 28, 1))
+    state = create_train_state(model, optax.sgd(0.1), prng.key(0), (28, 28, 1))
     images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1)), jnp.uint8)
     plain = steps.make_predict_step(model, mean=(0.5,), std=(0.25,))
     x = steps.normalize(images, (0.5,), (0.25,))

@@ -11,11 +11,13 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, sigterm_as_epoch_starts, tiny_config_for, tiny_train_command
+from cli_checks import train_checks
+from conftest import sigterm_as_epoch_starts, tiny_config_for, tiny_train_command
 
 from lenet_jax import data
 from lenet_jax.data import cache, streaming, tfds_offline, tfds_source
 from lenet_jax.errors import UserError
+from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.train import train_and_evaluate
 from lenet_jax.training import batches
 from lenet_jax.training.loop import Preempted
@@ -226,7 +228,8 @@ def test_local_split_must_exist(tiny_mnist_dir):
         data.load_dataset("mnist", str(tiny_mnist_dir), eval_split="validation")
 
 
-def test_dataset_without_a_spec_trains_and_evaluate_names_its_classes(tfds_dir, tmp_path):
+def test_dataset_without_a_spec_trains_and_evaluate_names_its_classes(tfds_dir, tmp_path, capsys):
+    """The train command's flags and run, in this process (test_cli runs one whole process)."""
     root, _ = tfds_dir
     workdir = tmp_path / "run"
     overrides = [
@@ -234,26 +237,11 @@ def test_dataset_without_a_spec_trains_and_evaluate_names_its_classes(tfds_dir, 
         f"--config.tfds_data_dir={root}",
         "--config.num_epochs=1",
     ]
-    trained = subprocess.run(
-        tiny_train_command(workdir, "", *overrides),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    assert (
-        "loaded kmnist from tfds: 256 train, 128 test examples" in trained.stdout + trained.stderr
-    )
-    evaluated = subprocess.run(
-        [sys.executable, "-m", "lenet_jax.evaluate", f"--workdir={workdir}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    report = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    code, stderr = train_checks(tiny_train_command(workdir, "", *overrides)[3:], train=True)
+    assert code == 0, stderr[-2000:]
+    loaded = "loaded kmnist from tfds: 256 train, 128 test examples"
+    assert loaded in capsys.readouterr().out + stderr
+    report = evaluate_workdir(str(workdir), "latest")
     assert tuple(report["class_names"]) == KMNIST_NAMES
     assert report["accuracy"] > 0.5
 

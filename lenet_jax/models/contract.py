@@ -40,6 +40,7 @@ from flax import errors as flax_errors
 from flax import linen as nn
 from flax import nnx
 
+from lenet_jax import prng
 from lenet_jax.errors import UserError, first_line
 
 MODE_NAMES = ("train", "training")  # True in train mode
@@ -127,7 +128,7 @@ class Model:
     def abstract_params(self, image_shape: Sequence[int]):
         """The parameters' shapes for images of `image_shape` (nothing computed)."""
         images = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
-        return jax.eval_shape(self.init, jax.random.key(0), images)[0]
+        return jax.eval_shape(self.init, prng.key(0), images)[0]
 
     @property
     def rng_streams(self) -> tuple[str, ...]:
@@ -161,7 +162,7 @@ class Model:
     def check(self, image_shape: Sequence[int], num_classes: int) -> None:
         """Runs the contract on abstract values: init, an eval-mode and a train-mode call,
         and the gradient, before any work is done. Discovers RNG streams and axis names."""
-        key = jax.random.key(0)
+        key = prng.key(0)
         images = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
         params, stats = self._at("init", lambda: jax.eval_shape(self.init, key, images))
         if not jax.tree.leaves(params):
@@ -195,7 +196,7 @@ class Model:
         def call(params, stats, images, key):
             return self.apply(params, stats, images, train=train, rngs=self.rngs(key))[0]
 
-        return jax.eval_shape(call, params, stats, images, jax.random.key(0))
+        return jax.eval_shape(call, params, stats, images, prng.key(0))
 
     def _probe(self, mode: str, call: Callable):
         """`call()`, learning an RNG stream or an axis name from each failure it explains."""

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from lenet_jax import prng
 from lenet_jax.errors import UserError, first_line
 from lenet_jax.imports import import_attribute
 from lenet_jax.models.contract import Model, Output
@@ -150,7 +151,7 @@ def check(loss: Loss, model: Model, image_shape, num_classes: int) -> None:
     images = jax.ShapeDtypeStruct((batch, *image_shape), jnp.float32)
     labels = jax.ShapeDtypeStruct((batch,), jnp.int32)
     mask = jax.ShapeDtypeStruct((batch,), jnp.bool_)
-    params, stats = jax.eval_shape(model.init, jax.random.key(0), images)
+    params, stats = jax.eval_shape(model.init, prng.key(0), images)
     for train in (True, False):
         mode = "train" if train else "eval"
 
@@ -160,7 +161,7 @@ def check(loss: Loss, model: Model, image_shape, num_classes: int) -> None:
 
         try:
             value, terms = jax.eval_shape(
-                call, params, stats, images, labels, mask, jax.random.key(0)
+                call, params, stats, images, labels, mask, prng.key(0)
             )
         except UserError:
             raise

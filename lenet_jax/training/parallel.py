@@ -13,7 +13,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import jax_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -127,7 +126,12 @@ class Pmap(Strategy):
         return jax.tree.map(lambda x: jax.device_put(np.stack([np.asarray(x)] * n), sharding), host)
 
     def host_state(self, state):
-        return jax_utils.unreplicate(state)
+        """Device 0's copy, read through the host: flax's `unreplicate` slices each leaf with
+        an eager op, which compiles once per leaf shape, like `replicate`."""
+        device = jax.local_devices()[0]
+        return jax.tree.map(
+            lambda x: jax.device_put(np.asarray(x.addressable_data(0))[0], device), state
+        )
 
     def place_batch(self, *arrays: np.ndarray):
         """On this process's devices now, one slice of the leading device axis on each."""
@@ -192,7 +196,12 @@ class Sharded(Strategy):
         return jax.device_put(jax.tree.map(np.array, state), self.state_sharding())
 
     def host_state(self, state):
-        return state
+        """One process: the copy on its first device. orbax saves a replicated array by
+        cutting it into one slice per device, and each cut compiles once per leaf shape.
+        Several processes keep the global arrays, whose save orbax shares between them."""
+        if jax.process_count() > 1:
+            return state
+        return jax.tree.map(lambda x: x.addressable_data(0), state)
 
     def place_batch(self, *arrays: np.ndarray):
         sharding = NamedSharding(self.mesh, P(AXIS))

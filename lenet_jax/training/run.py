@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from lenet_jax import config as config_lib
+from lenet_jax import prng
 from lenet_jax.data import Dataset, load_dataset
 from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
@@ -68,7 +69,7 @@ def make_keys(seed: int, num_replicas: int = 1, *, own_data: bool = False) -> di
     A population's init and train keys are (N,), each folded with its replica's index, and
     so is the data key when each replica has its own data order (`own_data`).
     """
-    init_key, train_key, data_key = jax.random.split(jax.random.key(seed), 3)
+    init_key, train_key, data_key = jax.random.split(prng.key(seed), 3)
     keys = {"init": init_key, "train": train_key, "data": data_key}
     if num_replicas > 1:
         for name in ("init", "train", "data") if own_data else ("init", "train"):

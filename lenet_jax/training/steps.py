@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lenet_jax import prng
 from lenet_jax.models.contract import Model, Output, as_model
 from lenet_jax.training import losses, metrics, replicas
 from lenet_jax.training.augment import Augment, flip, tta_views
@@ -242,7 +243,7 @@ def make_forward(
     def forward(state: TrainState, images) -> Output:
         x = normalize(images, mean, std, compute_dtype)
         # Eval mode draws no randomness; a fixed key serves a module that asks anyway.
-        rngs = model.rngs(jax.random.key(0))
+        rngs = model.rngs(prng.key(0))
         total = None
         for weight, view in tta_views(x, tta):
             out, _ = model.apply_output(
