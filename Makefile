@@ -15,7 +15,7 @@ lint:
 
 # The Python 3.11 pin set (jax 0.10.2, flax 0.12.8) on a smoke subset, so it keeps working.
 PY311_TESTS = tests/test_steps.py tests/test_models.py tests/test_metrics.py \
-	tests/test_trainer.py tests/test_model_contract.py tests/test_summary.py
+	tests/test_trainer.py tests/test_model_contract.py tests/test_summary.py tests/test_prng.py
 test-py311:
 	@PYTHON_VERSION=3.11 VENV=.venv-py311 scripts/setup.sh dev
 	.venv-py311/bin/python -m pytest -q -n auto --dist worksteal $(PY311_TESTS)

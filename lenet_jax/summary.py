@@ -18,10 +18,10 @@ from flax import linen as nn
 from flax import nnx
 
 from lenet_jax import cli, prng
-from lenet_jax.config import INT_LIMIT
 from lenet_jax.data import get_spec
 from lenet_jax.errors import UserError
 from lenet_jax.models import LinenModel, build_model
+from lenet_jax.training.config_checks import INT_LIMIT
 
 
 def image_shape(config: ml_collections.ConfigDict, override: list[str] | None = None):

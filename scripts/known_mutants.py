@@ -51,7 +51,7 @@ KNOWN = (
     ),
     KnownMutant(
         "the confusion matrix built transposed",
-        "lenet_jax/report/evaluation.py",
+        "lenet_jax/training/metrics.py",
         "np.add.at(confusion, (labels, predictions), 1)",
         "np.add.at(confusion, (predictions, labels), 1)",
         ("tests/test_checkpointing.py::test_evaluate_reports_per_class_accuracy_and_confusion",),

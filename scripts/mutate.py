@@ -77,6 +77,9 @@ TARGETS: tuple[Target, ...] = (
                 "test_a_carry_from_before_the_metrics_module_still_resumes",
             ),
             *_tests(
+                "test_evaluation", "test_confusion_rows_are_true_classes_and_columns_predictions"
+            ),
+            *_tests(
                 "test_steps",
                 "test_cross_entropy_matches_hand_computation",
                 "test_label_smoothing_moves_mass_to_other_classes",

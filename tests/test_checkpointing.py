@@ -10,6 +10,7 @@ import time
 import jax
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 from cli_checks import error_lines, in_process
 from conftest import REPO, sigterm_as_epoch_starts, tiny_train_command
@@ -47,6 +48,26 @@ def test_round_trip_is_exact(tmp_path):
         restored, loop = ckpts.restore(7, _abstract(_state(seed=1), device))
     _assert_trees_identical(restored, state)
     assert loop == {"loss_sum": 1.5, "accuracy_sum": 0.25, "steps": 3}
+
+
+def test_a_checkpoint_written_through_orbaxs_older_item_handlers_restores(tmp_path):
+    """Checkpoints before the handler registry were written by a manager given
+    `item_handlers`: the same items, which this one reads, shapes and all."""
+    state = _state().replace(step=np.int32(3))
+    handlers = {"state": ocp.StandardCheckpointHandler(), "loop": ocp.JsonCheckpointHandler()}
+    with ocp.CheckpointManager(str(tmp_path), item_handlers=handlers) as older:
+        older.save(
+            3,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave({"steps": 3})
+            ),
+        )
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    with checkpointing.Checkpoints(str(tmp_path), keep=2) as ckpts:
+        assert ckpts.saved_shapes(3) == checkpointing._shapes(state)
+        restored, loop = ckpts.restore(3, _abstract(_state(seed=1), device))
+    _assert_trees_identical(restored, state)
+    assert loop == {"steps": 3}
 
 
 def test_keeps_latest_n_and_the_best(tmp_path):

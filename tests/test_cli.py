@@ -78,6 +78,36 @@ def test_every_config_file_loads_locked(path, arg):
         config.optimzer = 1  # locked: typos fail
 
 
+# What importing a command brings along, in fresh processes: one per command that defines
+# --workdir (train, evaluate), each with the commands and scripts imported beside it.
+IMPORTS_BESIDE_TRAIN = """
+import importlib.util, json, sys
+import lenet_jax.train
+loaded = sorted({m.split(".")[0] for m in sys.modules} & {"matplotlib", "tensorflow"})
+import lenet_jax.summary, lenet_jax.predict
+spec = importlib.util.spec_from_file_location("benchmark", "scripts/benchmark.py")
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+print(json.dumps(loaded))
+"""
+
+
+@pytest.mark.parametrize(
+    "code, printed",
+    [
+        (IMPORTS_BESIDE_TRAIN, "[]"),
+        ("import lenet_jax.evaluate, lenet_jax.summary, lenet_jax.predict", ""),
+    ],
+    ids=["train", "evaluate"],
+)
+def test_importing_a_command_plots_nothing_and_defines_no_clashing_flags(code, printed):
+    """train imports no plotting library and no TensorFlow (the plots are drawn after the
+    run); summary, predict and scripts/benchmark.py import beside either command (absl
+    refuses a flag defined twice)."""
+    result = run([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert result.stdout.strip() == printed
+
+
 def test_a_usage_mistake_is_one_line_with_the_usage(tmp_path, capsys):
     """A missing or unexpected argument: absl alone would print the command's docstring."""
     done = run([sys.executable, "-m", "lenet_jax.predict", f"--workdir={tmp_path}"])  # no image

@@ -15,6 +15,7 @@ from lenet_jax.errors import UserError
 from lenet_jax.models import get_model
 from lenet_jax.ops import conv as conv_impls
 from lenet_jax.ops import patch_grad
+from lenet_jax.training import config_checks
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -214,7 +215,7 @@ def test_config_names_the_allowed_conv_impls():
     config = config_lib.base_config()
     config.model.conv_impl = "fast"
     with pytest.raises(UserError, match=r"config.model.conv_impl='fast' is not allowed"):
-        config_lib.validate(config)
+        config_checks.validate(config)
 
 
 def test_flax_conv_keeps_its_parameter_names_and_shapes():

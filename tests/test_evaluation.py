@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from lenet_jax.report.evaluation import confusion_matrix, per_class_accuracy
+from lenet_jax.report.evaluation import per_class_accuracy
+from lenet_jax.training.metrics import confusion_matrix
 
 
 def test_confusion_rows_are_true_classes_and_columns_predictions():

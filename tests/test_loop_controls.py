@@ -7,11 +7,11 @@ import chex
 import pytest
 from conftest import REPO, child_env, tiny_train_command
 
-from lenet_jax.config import validate
 from lenet_jax.errors import UserError
 from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.training import checkpointing
 from lenet_jax.training import loop as loop_lib
+from lenet_jax.training.config_checks import validate
 from lenet_jax.training.loop import TimeBudgetReached, train_and_evaluate
 from lenet_jax.training.metrics_log import read_rows
 
@@ -149,3 +149,5 @@ def test_profile_steps_writes_a_trace_where_tensorboard_finds_it(tiny_config, tm
     train_and_evaluate(tiny_config, str(tmp_path))
     traces = list((tmp_path / "tensorboard" / "plugins" / "profile").glob("*/*.xplane.pb"))
     assert len(traces) == 1 and traces[0].stat().st_size > 0
+    # Each traced step is marked, so the profile plugin can group the trace by step.
+    assert b"step_num" in traces[0].read_bytes()

@@ -271,16 +271,3 @@ def test_a_module_that_breaks_the_contract_fails_in_one_line_before_any_file(
     errors = error_lines(stderr)
     assert len(errors) == 1 and message in errors[0], stderr[-3000:]
     assert not (tmp_path / "w").exists()
-
-
-def test_importing_the_train_command_imports_no_plotting_and_no_tensorflow():
-    code = (
-        "import sys, lenet_jax.train\n"
-        "loaded = {m.split('.')[0] for m in sys.modules}\n"
-        "print(sorted(loaded & {'matplotlib', 'tensorflow', 'tensorflow_datasets'}))\n"
-    )
-    result = subprocess.run(
-        [os.sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "[]"

@@ -32,7 +32,7 @@ def _update(tx, grads, params=PARAMS):
 
 
 def _norm(tree) -> float:
-    return float(optax.global_norm(tree))
+    return float(optax.tree.norm(tree))
 
 
 def test_clip_norm_bounds_the_update_and_keeps_its_direction():

@@ -75,15 +75,6 @@ def test_image_shapes():
         summary.image_shape(config_for({}, "mnist"), ["28", "28"])
 
 
-@pytest.mark.parametrize("other", ["lenet_jax.train", "lenet_jax.evaluate"])
-def test_importing_next_to_other_clis_defines_no_clashing_flags(other):
-    code = f"import {other}, lenet_jax.summary, lenet_jax.predict"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-1000:]
-
-
 def test_an_nnx_module_is_summarised_through_the_contract():
     config = config_for({"name": "fork_models.nnx_model:NnxCNN"}, "mnist")
     text = summary.summary(config, (28, 28, 1))

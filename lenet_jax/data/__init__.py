@@ -5,7 +5,7 @@ for a TFDS split larger than the memory budget, images streamed by index.
 """
 
 from lenet_jax.data.dataset import Dataset
-from lenet_jax.data.loading import load_dataset
-from lenet_jax.data.registry import DATASETS, DatasetSpec, get_spec, known_datasets
+from lenet_jax.data.loading import get_spec, load_dataset
+from lenet_jax.data.registry import DATASETS, DatasetSpec, known_datasets
 
 __all__ = ["DATASETS", "Dataset", "DatasetSpec", "get_spec", "known_datasets", "load_dataset"]

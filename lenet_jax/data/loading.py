@@ -24,6 +24,12 @@ _ROLES = ("train", "test")  # the Dataset's fields: the train split and the eval
 _FIELDS = {"train": "train_split", "test": "eval_split"}
 
 
+def get_spec(name: str, tfds_data_dir: str = "") -> DatasetSpec:
+    """The spec of `name`: a registered one, else one made from its TFDS builder's info
+    (which imports TFDS, as registered datasets do not)."""
+    return DATASETS.get(name) or tfds_source.spec(name, tfds_data_dir)
+
+
 def load_dataset(
     name: str,
     data_dir: str = "",

@@ -3,7 +3,8 @@
 Loading (`loading.py`), `summary` (the input shape), `predict` (the image shape and class
 names) and the benchmark all read a dataset's spec from here, so adding a dataset with
 local files is one entry in `DATASETS`. Any other TFDS image-classification dataset gets
-its spec from its TFDS builder (`get_spec`), with mean and std computed on its train split.
+its spec from its TFDS builder (`tfds_source.spec`, through `loading.get_spec`), with mean
+and std computed on its train split.
 """
 
 import dataclasses
@@ -159,22 +160,3 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (FASHION_MNIST, 
 
 def known_datasets() -> list[str]:
     return sorted(DATASETS)
-
-
-def get_spec(name: str, tfds_data_dir: str = "") -> DatasetSpec:
-    """The spec of `name`: a registered one, else one made from its TFDS builder's info."""
-    if name in DATASETS:
-        return DATASETS[name]
-    from lenet_jax.data import tfds_source  # imports TFDS, which registered datasets avoid
-
-    found = tfds_source.open_dataset(name, tfds_data_dir)
-    return DatasetSpec(
-        name=name,
-        source="tfds",
-        image_shape=found.image_shape,
-        class_names=found.class_names,
-        mean=None,
-        std=None,
-        install_hint="prepare it with TFDS, or offline: python scripts/prepare_tfds.py "
-        f"{name} --image_folder DIR (into config.tfds_data_dir)",
-    )

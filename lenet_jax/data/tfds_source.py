@@ -17,7 +17,7 @@ import socket
 import urllib.parse
 import urllib.request
 
-from lenet_jax.data.registry import known_datasets
+from lenet_jax.data.registry import DatasetSpec, known_datasets
 from lenet_jax.errors import UserError, one_line
 
 # TFDS's messages can list hundreds of names: a one-line error quotes this much of them.
@@ -52,6 +52,22 @@ def _tfds():
     import tensorflow_datasets as tfds
 
     return tfds
+
+
+def spec(name: str, data_dir: str = "") -> DatasetSpec:
+    """The spec of a dataset no registry entry describes, from its TFDS builder's info;
+    mean and std are computed on its train split when it is loaded."""
+    found = open_dataset(name, data_dir)
+    return DatasetSpec(
+        name=name,
+        source="tfds",
+        image_shape=found.image_shape,
+        class_names=found.class_names,
+        mean=None,
+        std=None,
+        install_hint="prepare it with TFDS, or offline: python scripts/prepare_tfds.py "
+        f"{name} --image_folder DIR (into config.tfds_data_dir)",
+    )
 
 
 def open_dataset(name: str, data_dir: str = "") -> TfdsDataset:

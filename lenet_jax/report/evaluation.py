@@ -73,7 +73,7 @@ def evaluation_report(
     names = snapshot.dataset.class_names
     scores = metrics.evaluate_logits(logits, labels, terms)
     predictions = combined_logits(logits).argmax(-1)
-    confusion = confusion_matrix(labels, predictions, len(names))
+    confusion = metrics.confusion_matrix(labels, predictions, len(names))
     per_class = per_class_accuracy(confusion)
     return {
         "step": snapshot.step,
@@ -89,10 +89,3 @@ def evaluation_report(
 def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
     """Each true class's share predicted right; 0 for a class with no examples (not NaN)."""
     return confusion.diagonal() / np.maximum(confusion.sum(1), 1)
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts per (true class, predicted class): rows are the true class."""
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
-    return confusion

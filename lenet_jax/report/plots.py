@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lenet_jax import files
-from lenet_jax.report.evaluation import confusion_matrix
 from lenet_jax.report.inference import combined_logits, predict_split
+from lenet_jax.training.metrics import confusion_matrix
 from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.run import Snapshot
 

@@ -28,6 +28,20 @@ def _best_value(metrics: dict) -> float:
     return metrics[BEST_METRIC]
 
 
+def _handlers() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
+    """A checkpoint's two items: the train state (arrays) and the loop's JSON carry."""
+    registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    state, loop = ocp.StandardCheckpointHandler(), ocp.JsonCheckpointHandler()
+    for args, handler in (
+        (ocp.args.StandardSave, state),
+        (ocp.args.StandardRestore, state),
+        (ocp.args.JsonSave, loop),
+        (ocp.args.JsonRestore, loop),
+    ):
+        registry.add("state" if handler is state else "loop", args, handler)
+    return registry
+
+
 class Checkpoints:
     """Checkpoints under `directory`; use as a context manager so async saves finish."""
 
@@ -48,9 +62,8 @@ class Checkpoints:
             read_only=read_only,
             create=not read_only,
         )
-        handlers = {"state": ocp.StandardCheckpointHandler(), "loop": ocp.JsonCheckpointHandler()}
         self.manager = ocp.CheckpointManager(
-            self.directory, options=options, item_handlers=handlers
+            self.directory, options=options, handler_registry=_handlers()
         )
 
     def __enter__(self):
@@ -106,7 +119,7 @@ class Checkpoints:
         return jax.tree.map(np.asarray, restored["state"])
 
     def saved_shapes(self, step: int) -> list[tuple[str, tuple, str]]:
-        tree = self.manager.item_metadata(step)["state"].tree
+        tree = self.manager.metadata(step).item_metadata["state"].tree
         return _shapes(tree)
 
     def restore_latest_good(self, abstract_state):

@@ -1,6 +1,7 @@
 """Multi-host start-up: `jax.distributed.initialize` from flags or JAX's own environment."""
 
 import os
+import sys
 
 import jax
 
@@ -49,3 +50,15 @@ def is_single_process() -> bool:
 def is_main_process() -> bool:
     """Only process 0 writes metrics, plots and logs."""
     return jax.process_index() == 0
+
+
+def log(*args) -> None:
+    """Progress lines: from process 0 only, so a multi-host run prints each line once."""
+    if is_main_process():
+        print(*args, flush=True)
+
+
+def warn(line: str) -> None:
+    """A `warning:` line on stderr, from process 0 only."""
+    if is_main_process():
+        print(line, file=sys.stderr, flush=True)

@@ -10,10 +10,13 @@ per step run, in order. Both place data through the strategy:
     on accelerators. Preemption is honoured at the epoch's end.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import io
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
@@ -21,10 +24,13 @@ import numpy as np
 from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
 from lenet_jax.training import batches, distributed, metrics, steps
+from lenet_jax.training.callbacks import Callbacks
 from lenet_jax.training.parallel import Strategy
 from lenet_jax.training.profiling import StepProfiler
 from lenet_jax.training.progress import Progress
-from lenet_jax.training.run import Run, log
+
+if TYPE_CHECKING:  # the builder sits above the epoch runners: config_checks reads EPOCH_LOOPS
+    from lenet_jax.training.run import Run
 
 EPOCH_LOOPS = ("auto", "python", "scan")  # what config.epoch_loop accepts
 
@@ -69,19 +75,23 @@ def check_finite(loss: float, step: int, epoch: int) -> None:
         )
 
 
-def make_runner(run: Run, guard, profiler: StepProfiler | None = None):
+def make_runner(
+    run: Run, guard, profiler: StepProfiler | None = None, callbacks: Callbacks | None = None
+):
     """The config's epoch runner for `run`, compiled for its strategy."""
     streamed = is_streamed(run.dataset.train_images)
     loop = resolve_epoch_loop(run.config.epoch_loop, run.strategy, streamed=streamed)
-    profiler = profiler or StepProfiler(None, 0)
-    return ScannedEpoch(run, profiler) if loop == "scan" else StepLoop(run, guard, profiler)
+    profiler, callbacks = profiler or StepProfiler(None, 0), callbacks or Callbacks()
+    if loop == "scan":
+        return ScannedEpoch(run, profiler, callbacks)
+    return StepLoop(run, guard, profiler, callbacks)
 
 
 class StepLoop:
     """A Python loop of one compiled step per batch."""
 
-    def __init__(self, run: Run, guard, profiler: StepProfiler):
-        self.run, self.guard, self.profiler = run, guard, profiler
+    def __init__(self, run: Run, guard, profiler: StepProfiler, callbacks: Callbacks):
+        self.run, self.guard, self.profiler, self.callbacks = run, guard, profiler, callbacks
         self.train_step = run.strategy.compile_train(run.train_step())
         self.compiled = False  # the first step compiles: timed and reported once
 
@@ -106,9 +116,13 @@ class StepLoop:
         single = distributed.is_single_process()
         with progress:
             for i, (x, y) in zip(range(first, per_epoch), placed):
-                self.profiler.before(epoch * per_epoch + i)
-                state, sums = self.train_step(state, x, y, run.keys["train"])
-                self.profiler.after(epoch * per_epoch + i, state)
+                step = epoch * per_epoch + i
+                self.profiler.before(step)
+                with self.profiler.annotate(step):
+                    state, sums = self.train_step(state, x, y, run.keys["train"])
+                self.profiler.after(step, state)
+                if self.callbacks:
+                    self.callbacks.call("on_step", step + 1, state)
                 pending.append(sums)
                 if not self.compiled:
                     jax.block_until_ready(state)
@@ -131,8 +145,8 @@ class StepLoop:
 class ScannedEpoch:
     """The rest of an epoch as one compiled scan over the device-resident train split."""
 
-    def __init__(self, run: Run, profiler: StepProfiler):
-        self.run, self.profiler = run, profiler
+    def __init__(self, run: Run, profiler: StepProfiler, callbacks: Callbacks):
+        self.run, self.profiler, self.callbacks = run, profiler, callbacks
         scan_epoch = steps.make_scan_epoch(run.train_step())
         self.train_epoch = run.strategy.jit(scan_epoch, donate_argnums=0)
         dataset = run.dataset
@@ -151,7 +165,8 @@ class ScannedEpoch:
             state, stacked = self.train_epoch(state, *self.device_data, indices, run.keys["train"])
             stacked = jax.device_get(stacked)
         if not self.compiled:  # compilation is inside the first epoch's time
-            log("compiled and ran the first scanned epoch")
+            distributed.log("compiled and ran the first scanned epoch")
             self.compiled = True
         sums = [jax.tree.map(lambda m, i=i: m[i], stacked) for i in range(len(indices))]
+        self.callbacks.call("on_step", (epoch + 1) * per_epoch, state)  # once per epoch
         return EpochResult(state, sums, time.perf_counter() - started, len(indices))

@@ -21,12 +21,14 @@ import numpy as np
 from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
 from lenet_jax.training import batches, checkpointing, compilation_cache, distributed, lock
+from lenet_jax.training import callbacks as callbacks_lib
 from lenet_jax.training import workdir as workdir_lib
+from lenet_jax.training.distributed import log
 from lenet_jax.training.epochs import check_finite, make_runner
 from lenet_jax.training.metrics import Totals
 from lenet_jax.training.preemption import PreemptionGuard
 from lenet_jax.training.profiling import StepProfiler
-from lenet_jax.training.run import Run, Snapshot, build_run, log
+from lenet_jax.training.run import Run, Snapshot, build_run
 from lenet_jax.training.tensorboard import SUBDIR as TENSORBOARD_DIR
 from lenet_jax.training.warm_start import warm_start
 from lenet_jax.training.writers import create_writer
@@ -84,6 +86,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if config.compilation_cache:
         compilation_cache.enable()
     run = build_run(config)  # writes nothing: a bad config or model leaves no workdir
+    callbacks = callbacks_lib.build(config.get("callbacks", ()))  # nor a bad callback
     main = distributed.is_main_process()
     ckpt_dir = os.path.join(workdir, "checkpoints")
     with lock.exclusive(workdir) if main else contextlib.nullcontext():
@@ -105,7 +108,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 ) as writer,
                 PreemptionGuard() as guard,
             ):
-                loop = Loop(run, ckpts, writer, guard, profiler, start.train_seconds)
+                loop = Loop(run, ckpts, writer, guard, profiler, start.train_seconds, callbacks)
                 placed = run.strategy.place_state(start.state)
                 try:
                     state, test, train = loop.train(placed, start.totals, start.step)
@@ -180,10 +183,13 @@ def restore_or_init(ckpts: checkpointing.Checkpoints, run: Run, workdir: str) ->
 class Loop:
     """The epoch loop: an epoch runner, evaluation, rows, checkpoints, stopping."""
 
-    def __init__(self, run: Run, ckpts, writer, guard, profiler=None, train_seconds: float = 0.0):
+    def __init__(
+        self, run: Run, ckpts, writer, guard, profiler=None, train_seconds=0.0, callbacks=None
+    ):
         self.run, self.config = run, run.config
         self.ckpts, self.writer, self.guard = ckpts, writer, guard
-        self.runner = make_runner(run, guard, profiler)
+        self.callbacks = callbacks or callbacks_lib.Callbacks()
+        self.runner = make_runner(run, guard, profiler, self.callbacks)
         self.eval_step = run.strategy.compile_eval(run.eval_step())
         self.test_batches = None  # placed once, reused by every epoch's evaluation
         self.test_predictions = None  # of the latest evaluation, where one process has all
@@ -211,6 +217,7 @@ class Loop:
         per_epoch = self.run.steps_per_epoch
         test = train = None
         self.check_budget_left()
+        self.callbacks.call("on_start", self.run, state, start_step)
         if start_step and start_step % per_epoch == 0 and totals.count:
             # Saved at an epoch's end before its evaluation and rows (by an older version,
             # on a preemption): finish that epoch first, so its rows are not missing.
@@ -245,6 +252,7 @@ class Loop:
         if test is None:  # resumed after the last epoch (or the early stop) had finished
             test = self.evaluate(state)
         self.ckpts.wait()
+        self.callbacks.call("on_end", state, test)
         return state, test, train or {}
 
     def stopped(self, what: str) -> Preempted:
@@ -307,6 +315,7 @@ class Loop:
         last = epoch + 1 == self.config.num_epochs
         if is_checkpoint_epoch(epoch, self.config) or (not last and self.early_stop_reason()):
             self.save(state, Totals(), metrics=self.ranking())
+        self.callbacks.call("on_epoch_end", epoch + 1, state, rows)  # all of it saved by now
         return rows.get("test"), train
 
     def ranking(self) -> dict | None:

@@ -177,3 +177,10 @@ def evaluate_logits(
     terms = {name: jnp.asarray(value) for name, value in (terms or {}).items()}
     sums = eval_sums(jnp.asarray(logits), jnp.asarray(labels), terms=terms)
     return Totals().merge([sums]).compute()
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts per (true class, predicted class): rows are the true class."""
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    return confusion

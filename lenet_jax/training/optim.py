@@ -1,4 +1,4 @@
-"""optax optimizers and learning-rate schedules by name (the tables `config.validate` reads),
+"""optax optimizers and learning-rate schedules by name (the tables `config_checks` reads),
 and the transformation a run trains with: groups and frozen parameters, clipping and
 gradient accumulation around the named optimizer."""
 

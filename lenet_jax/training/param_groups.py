@@ -23,9 +23,7 @@ GROUP_FIELDS = {"params": (str,), "lr_scale": (int, float), "weight_decay": (boo
 
 def path_name(key_path) -> str:
     """'Conv_0/kernel' for a key path of a params tree (dict keys, dataclass fields)."""
-    return "/".join(
-        str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in key_path
-    )
+    return jax.tree_util.keystr(key_path, simple=True, separator="/")
 
 
 def param_paths(params) -> list[str]:

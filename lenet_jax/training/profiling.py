@@ -13,6 +13,7 @@ import jax
 from lenet_jax.training import distributed
 
 FIRST_STEP = 10
+STEP_NAME = "train"
 
 
 class StepProfiler:
@@ -33,6 +34,13 @@ class StepProfiler:
         if self.enabled and not self.tracing and step == self.steps.start:
             jax.profiler.start_trace(self.logdir)
             self.tracing = True
+
+    def annotate(self, step: int):
+        """Marks step `step`'s dispatch in the trace (TensorBoard's profile plugin groups
+        the trace by these steps); nothing while no trace runs."""
+        if self.tracing:
+            return jax.profiler.StepTraceAnnotation(STEP_NAME, step_num=step)
+        return contextlib.nullcontext()
 
     def after(self, step: int, state) -> None:
         """Called after step `step` is dispatched: the trace ends once its last step ran."""

@@ -8,7 +8,6 @@ breaks the contract fails before any file is written.
 """
 
 import dataclasses
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +15,6 @@ import ml_collections
 import numpy as np
 import optax
 
-from lenet_jax import config as config_lib
 from lenet_jax import prng
 from lenet_jax.data import Dataset, load_dataset
 from lenet_jax.data.streaming import is_streamed
@@ -25,6 +23,7 @@ from lenet_jax.models import Model, build_model
 from lenet_jax.training import (
     augment,
     compile_options,
+    config_checks,
     distributed,
     losses,
     parallel,
@@ -35,19 +34,6 @@ from lenet_jax.training import (
 )
 from lenet_jax.training.optim import make_optimizer, make_schedule
 from lenet_jax.training.state import TrainState, create_train_state, state_from
-
-
-def log(*args) -> None:
-    """Progress lines: from process 0 only, so a multi-host run prints each line once."""
-    if distributed.is_main_process():
-        print(*args, flush=True)
-
-
-def warn(line: str) -> None:
-    """A `warning:` line on stderr, from process 0 only."""
-    if distributed.is_main_process():
-        print(line, file=sys.stderr, flush=True)
-
 
 # LLVM's optimisation level for programs that run once (init, a warm start's state). Level 1
 # compiles them several times faster than the default 2, and a single call gains nothing from
@@ -258,7 +244,7 @@ def load_data(config: ml_collections.ConfigDict, *, subset: bool = True) -> Data
     def described(split: str, images) -> str:
         return split + (" (streamed from disk)" if is_streamed(images) else "")
 
-    log(
+    distributed.log(
         f"loaded {dataset.name} from {dataset.source}: {len(dataset.train_labels)} "
         f"{described(config.train_split, dataset.train_images)}, {len(dataset.test_labels)} "
         f"{described(config.eval_split, dataset.test_images)} examples"
@@ -309,7 +295,7 @@ def build_run(
     """Validates `config` and builds its run; `dataset` and `parallelism` override the
     config's (inference reads the whole test split on one device, and its train split is
     not prepared for alternating flips: it trains on nothing)."""
-    config_lib.validate(config)
+    config_checks.validate(config)
     if dataset is None:  # the data to train on
         dataset = load_data(config)
         if config.augment.flip_alternating:  # validate() checked that flip is on
@@ -338,7 +324,7 @@ def build_run(
         ),
     )
     if strategy.name == "pmap" and model.has_batch_stats and not model.axis_names:
-        warn(
+        distributed.warn(
             f"warning: model {model.name!r} keeps batch statistics but averages them over no "
             "axis: under pmap each device normalises its own slice of the batch, so the "
             "numbers differ from single and sharded runs; give its BatchNorm an axis_name "
