@@ -31,14 +31,12 @@ def _best_value(metrics: dict) -> float:
 def _handlers() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
     """A checkpoint's two items: the train state (arrays) and the loop's JSON carry."""
     registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
-    state, loop = ocp.StandardCheckpointHandler(), ocp.JsonCheckpointHandler()
-    for args, handler in (
-        (ocp.args.StandardSave, state),
-        (ocp.args.StandardRestore, state),
-        (ocp.args.JsonSave, loop),
-        (ocp.args.JsonRestore, loop),
+    for item, handler, save, restore in (
+        ("state", ocp.StandardCheckpointHandler(), ocp.args.StandardSave, ocp.args.StandardRestore),
+        ("loop", ocp.JsonCheckpointHandler(), ocp.args.JsonSave, ocp.args.JsonRestore),
     ):
-        registry.add("state" if handler is state else "loop", args, handler)
+        registry.add(item, save, handler)
+        registry.add(item, restore, handler)
     return registry
 
 

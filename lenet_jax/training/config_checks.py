@@ -171,7 +171,6 @@ FLOAT_LIMIT = 3.4e38  # what a float32 holds
 def check_number_ranges(config: ml_collections.ConfigDict, prefix: str = "") -> None:
     """Every number in the config, model fields included: an integer within int32, a float
     finite and within float32 (a larger one overflows on the device)."""
-
     for key, value in config.items():
         path = prefix + key
         if isinstance(value, ml_collections.ConfigDict):
@@ -191,7 +190,6 @@ def check_number_ranges(config: ml_collections.ConfigDict, prefix: str = "") -> 
 
 def check_regex(pattern: str, field: str) -> None:
     """A one-line error naming `field` when `pattern` is not a regular expression."""
-
     try:
         re.compile(pattern)
     except (re.error, TypeError) as e:

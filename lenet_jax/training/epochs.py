@@ -29,7 +29,7 @@ from lenet_jax.training.parallel import Strategy
 from lenet_jax.training.profiling import StepProfiler
 from lenet_jax.training.progress import Progress
 
-if TYPE_CHECKING:  # the builder sits above the epoch runners: config_checks reads EPOCH_LOOPS
+if TYPE_CHECKING:  # run.py checks the config against EPOCH_LOOPS: only annotations name Run
     from lenet_jax.training.run import Run
 
 EPOCH_LOOPS = ("auto", "python", "scan")  # what config.epoch_loop accepts
