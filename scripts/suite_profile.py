@@ -43,7 +43,9 @@ def _timed_popen():
     init = subprocess.Popen.__init__
 
     def timed_init(self, *args, **kwargs):
-        self._profile = (_current["test"], time.perf_counter(), str(args[0] if args else "")[:120])
+        """Only a test's children: not xdist's workers, which the controller starts."""
+        started = time.perf_counter() if _current["test"] else 0.0
+        self._profile = (_current["test"], started, str(args[0] if args else "")[:120])
         init(self, *args, **kwargs)
 
     def timed_wait(self, *args, **kwargs):
@@ -67,7 +69,8 @@ def pytest_configure(config):
     _timed_popen()
 
 
-def pytest_runtest_setup(item):
+def pytest_runtest_protocol(item, nextitem):
+    """Names the test before its fixtures run, so their compiles and processes count too."""
     _current["test"] = item.nodeid
 
 
