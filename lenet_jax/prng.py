@@ -9,7 +9,7 @@ figures; `tests/test_prng.py` checks the bits are Threefry's.
 
 Every key the toolkit makes comes from `key(seed)`. Keys carry their implementation, so
 the model's init, dropout, augmentation, data order, and a fork's own `jax.random` calls
-on those keys all draw flat, and give the numbers `prng.key(seed)` would.
+on those keys all draw flat, and give the numbers `jax.random.key(seed)` would.
 """
 
 import math

@@ -149,10 +149,13 @@ def tiny_train_command(workdir, data_dir, *overrides: str) -> list[str]:
     """`python -m lenet_jax.train` for a seconds-long smoke run on a `make_tiny_mnist` folder."""
     import sys
 
+    args = tiny_train_args(workdir, data_dir, *overrides)
+    return [sys.executable, "-m", "lenet_jax.train", *args]
+
+
+def tiny_train_args(workdir, data_dir, *overrides: str) -> list[str]:
+    """`tiny_train_command`'s arguments: what `cli_checks.train_checks` runs in-process."""
     return [
-        sys.executable,
-        "-m",
-        "lenet_jax.train",
         "--config=tests/tiny_config.py:smoke",
         f"--workdir={workdir}",
         "--config.dataset=mnist",

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from cli_checks import error_lines, train_checks
-from conftest import REPO, tiny_train_command
+from conftest import REPO, tiny_train_args, tiny_train_command
 
 from lenet_jax import cli, summary
 from lenet_jax.config import load_config_file
@@ -42,7 +42,7 @@ def test_bad_input_is_one_line_and_exit_2(tiny_mnist_dir, tmp_path):
     ],
 )
 def test_bad_input_is_one_line(overrides, message, tiny_mnist_dir, tmp_path):
-    argv = tiny_train_command(tmp_path / "w", tiny_mnist_dir, *overrides)[3:]  # no python -m
+    argv = tiny_train_args(tmp_path / "w", tiny_mnist_dir, *overrides)
     code, err = train_checks(argv)
     lines = error_lines(err)
     assert code == 2 and len(lines) == 1 and message in lines[0], err

@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 from cli_checks import train_checks
-from conftest import tiny_train_command
+from conftest import tiny_train_args
 
 from lenet_jax import prng
 from lenet_jax.errors import UserError
@@ -98,7 +98,7 @@ def test_an_auxiliary_loss_is_reported_at_weight_0_and_changes_the_gradients_whe
 
 
 def test_a_models_auxiliary_loss_trains_through_the_cli_into_every_report(tiny_mnist_dir, tmp_path):
-    command = tiny_train_command(
+    args = tiny_train_args(
         tmp_path,
         tiny_mnist_dir,
         f"--config.model.name={AUX_MODEL}",
@@ -107,7 +107,7 @@ def test_a_models_auxiliary_loss_trains_through_the_cli_into_every_report(tiny_m
         # the padding of a last, partial one.
         "--config.eval_batch_size=128",
     )
-    code, stderr = train_checks(command[3:], train=True)  # the command's flags, in-process
+    code, stderr = train_checks(args, train=True)  # the command's flags, in-process
     assert code == 0, stderr[-3000:]
     rows = read_rows(tmp_path / "metrics.jsonl")
     assert all(row["aux_loss"] > 0 for row in rows)

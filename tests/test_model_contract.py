@@ -11,7 +11,13 @@ import jax
 import numpy as np
 import pytest
 from cli_checks import error_lines, train_checks
-from conftest import REPO, requires_fashion, sigterm_as_epoch_starts, tiny_train_command
+from conftest import (
+    REPO,
+    requires_fashion,
+    sigterm_as_epoch_starts,
+    tiny_train_args,
+    tiny_train_command,
+)
 
 from lenet_jax.config import load_config_file
 from lenet_jax.report.evaluation import evaluate_workdir
@@ -28,8 +34,8 @@ def train_in_process(workdir, data_dir, model: str, *overrides: str) -> tuple[in
     """(exit code, stderr) of the train command's flag parsing, checks and whole run, in
     this process: a real process adds its exit and the absence of a traceback, which
     `run_cli` checks once (test_a_module_that_breaks_the_contract...)."""
-    command = tiny_train_command(workdir, data_dir, f"--config.model.name={model}", *overrides)
-    return train_checks(command[3:], train=True)  # no python -m
+    args = tiny_train_args(workdir, data_dir, f"--config.model.name={model}", *overrides)
+    return train_checks(args, train=True)
 
 
 def run_cli(workdir, data_dir, model: str, *overrides: str):
@@ -265,8 +271,8 @@ def test_a_module_that_breaks_the_contract_fails_in_one_line_before_any_file(
         code, stderr = result.returncode, result.stderr
         assert "Traceback" not in stderr
     else:
-        command = tiny_train_command(tmp_path / "w", tiny_mnist_dir, f"--config.model.name={model}")
-        code, stderr = train_checks([*command[3:], *overrides])  # no python -m
+        args = tiny_train_args(tmp_path / "w", tiny_mnist_dir, f"--config.model.name={model}")
+        code, stderr = train_checks([*args, *overrides])
     assert code == 2, stderr[-3000:]
     errors = error_lines(stderr)
     assert len(errors) == 1 and message in errors[0], stderr[-3000:]

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 from cli_checks import train_checks
-from conftest import sigterm_as_epoch_starts, tiny_config_for, tiny_train_command
+from conftest import sigterm_as_epoch_starts, tiny_config_for, tiny_train_args
 
 from lenet_jax import data
 from lenet_jax.data import cache, streaming, tfds_offline, tfds_source
@@ -237,7 +237,7 @@ def test_dataset_without_a_spec_trains_and_evaluate_names_its_classes(tfds_dir, 
         f"--config.tfds_data_dir={root}",
         "--config.num_epochs=1",
     ]
-    code, stderr = train_checks(tiny_train_command(workdir, "", *overrides)[3:], train=True)
+    code, stderr = train_checks(tiny_train_args(workdir, "", *overrides), train=True)
     assert code == 0, stderr[-2000:]
     loaded = "loaded kmnist from tfds: 256 train, 128 test examples"
     assert loaded in capsys.readouterr().out + stderr

@@ -1,26 +1,28 @@
 """`config.callbacks`: a fork's own code at the loop's moments, without editing the loop.
 
-Each entry names a class as `package.module:Class`; the run builder imports it and builds
-it with no arguments before anything is written, so a wrong name is one line, first. A
-callback defines any of these hooks (every one optional):
+Each entry names a class as `package.module:Class`; `train_and_evaluate` imports it and
+builds it with no arguments before anything is written, so a wrong name is one line, first.
+A callback defines any of these hooks (every one optional):
 
     on_start(run, state, step)      before this process's first step (`step` > 0 on resume)
     on_step(step, state)            after step `step` (1-based) is dispatched; under the
                                     scanned epoch (`epoch_loop=scan`), once per epoch, after
                                     its last step. `state` is still computing: reading it
                                     waits for the device, so read it only every few steps
-    on_epoch_end(epoch, state, rows) after epoch `epoch`'s rows are written; `rows` maps
-                                    each split ("train", "test", ...) to its metrics
+    on_epoch_end(epoch, state, rows) after epoch `epoch`'s rows and checkpoint are written;
+                                    `rows` maps each split ("train", "test", ...) to its
+                                    metrics
     on_end(state, test)             after the last epoch, with the final test metrics
 
 Only the main process calls them. A hook that raises ends the run with one line naming the
-callback and the hook; the checkpoints and rows written before it stay as they were.
+callback and the hook (and the first line of its error, as the loss and model seams quote a
+fork's failure); the checkpoints and rows written before it stay as they were.
 """
 
 import inspect
 from collections.abc import Sequence
 
-from lenet_jax.errors import UserError, one_line
+from lenet_jax.errors import UserError, first_line
 from lenet_jax.imports import import_attribute
 from lenet_jax.training import distributed
 
@@ -52,7 +54,7 @@ class Callbacks:
                 method(*args)
             except Exception as e:  # a fork's code: any failure is the fork's, in one line
                 raise CallbackError(
-                    f"callback {name!r} failed in {hook}: {type(e).__name__}: {one_line(str(e))}"
+                    f"callback {name!r} failed in {hook}: {type(e).__name__}: {first_line(e, 300)}"
                 ) from e
 
 
@@ -71,7 +73,7 @@ def build(paths: Sequence[str]) -> Callbacks:
         except Exception as e:
             raise CallbackError(
                 f"config.callbacks: {path!r} could not be built with no arguments: "
-                f"{type(e).__name__}: {one_line(str(e))}"
+                f"{type(e).__name__}: {first_line(e, 300)}"
             ) from None
         _check_hooks(path, callback)
         named.append((path, callback))
