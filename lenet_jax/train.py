@@ -42,9 +42,10 @@ def main(argv: list[str]) -> None:
             print(f"{e}. {e.hint}", flush=True)
             exit_now(e.exit_code)
     if distributed.is_main_process():
-        from lenet_jax.report import plots  # matplotlib, only once training is done
+        from lenet_jax.report import page, plots  # matplotlib, only once training is done
 
         plots.write_run_plots(_WORKDIR.value, result, result.test_predictions)
+        page.write_report(_WORKDIR.value)
         test, ema = result.test, result.test_ema
         print(
             f"final test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f})"

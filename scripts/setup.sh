@@ -22,6 +22,17 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2
     || echo "setup: could not install dataset-fashion-mnist; set --config.data_dir instead" >&2
 fi
 
+# The suite opens report.html in a real headless browser where one is installed.
+if [ "$extras" = dev ] && ! command -v chromium >/dev/null 2>&1 \
+    && command -v apt-get >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+  apt="$sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -q"
+  echo "setup: installing Debian's chromium (the report's browser check)" >&2
+  $apt install chromium >/dev/null 2>&1 \
+    || { $apt update >/dev/null && $apt install chromium >/dev/null; } \
+    || echo "setup: could not install chromium; the browser check is skipped" >&2
+fi
+
 # Prints "MAJOR.MINOR PATH" for an interpreter that runs and can make a virtualenv.
 probe() {
   "$1" -c 'import sys, venv, ensurepip; print("%d.%d" % sys.version_info[:2], sys.executable)' \

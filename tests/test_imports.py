@@ -13,9 +13,9 @@ LAYERS = [
     ("utilities and config", ["errors", "files", "imports", "config", "prng"]),
     (
         "pure JAX: no I/O, no config",
-        ["ops", "models.contract", "training.state", "training.steps", "training.losses",
-         "training.metrics", "training.optim", "training.augment", "training.param_groups",
-         "training.replicas", "training.compile_options"],
+        ["ops", "models.contract", "models.probe", "training.state", "training.steps",
+         "training.losses", "training.metrics", "training.optim", "training.augment",
+         "training.param_groups", "training.replicas", "training.compile_options"],
     ),  # fmt: skip
     (
         "data, models and devices",

@@ -38,7 +38,9 @@ def test_layer_lines_come_in_call_order():
     ]
     assert [line.split()[0] for line in lines] == [
         "Conv_0",
+        "Pool_0",  # the pooling layers, LeNet's S2 and S4: modules without parameters
         "Conv_1",
+        "Pool_1",
         "Dense_0",
         "Dense_1",
         "Dropout_0",

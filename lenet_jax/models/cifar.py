@@ -47,4 +47,4 @@ class CifarCNN(nn.Module):
             x = layers.batch_norm(
                 train=train, momentum=0.9, axis_name=self.batch_axis, dtype=self.dtype
             )(x)
-        return layers.pool(nn.relu(x), "max")
+        return layers.Pool("max")(nn.relu(x))

@@ -358,12 +358,27 @@ class NnxModel(Model):
         return _to_pure(params), _to_pure(stats)
 
     def _apply(self, params, batch_stats, images, *, train, rngs):
+        module = self.merged(params, batch_stats, train=train)
+        out = self.call_merged(module, images, train=train, rngs=rngs)
+        new_stats = _to_pure(nnx.split(module, nnx.Param, nnx.RngState, ...)[3])
+        return out, (new_stats if train else batch_stats)
+
+    def merged(self, params, batch_stats, *, train: bool) -> nnx.Module:
+        """A module of this trace holding `params` and `batch_stats`, in `train`'s mode."""
         graphdef, params_t, rng_t, stats_t = self.template()
         params_s, stats_s = _from_pure(params_t, params), _from_pure(stats_t, batch_stats)
         rng_s = jax.tree.map(lambda v: v, rng_t)  # fresh variables, owned by this trace
         module = nnx.merge(graphdef, params_s, rng_s, stats_s)
         module.train() if train else module.eval()
-        tags = {v.tag for v in jax.tree.leaves(rng_s, is_leaf=_is_rng_key) if _is_rng_key(v)}
+        return module
+
+    def call_merged(self, module: nnx.Module, images, *, train: bool, rngs: dict):
+        """Calls a `merged` module as the contract does: its RNG streams reseeded from
+        `rngs` (eval mode needs none), its mode keyword and call-time rngs given."""
+        tags = {
+            v.tag for v in jax.tree.leaves(nnx.state(module, nnx.RngState), is_leaf=_is_rng_key)
+            if _is_rng_key(v)
+        }  # fmt: skip
         if tags:
             base = rngs["dropout"]
             nnx.reseed(module, **{tag: rngs.get(tag, stream_key(base, tag)) for tag in tags})
@@ -372,9 +387,7 @@ class NnxModel(Model):
             kwargs[self._call_kwarg] = train != self._call_inverted
         if self._call_rngs is not None:
             kwargs["rngs"] = self._call_time_rngs(rngs, train)
-        out = module(images, **kwargs)
-        new_stats = _to_pure(nnx.split(module, nnx.Param, nnx.RngState, ...)[3])
-        return out, (new_stats if train else batch_stats)
+        return module(images, **kwargs)
 
     def _hint(self, message: str) -> str:
         if "rngs" not in message:

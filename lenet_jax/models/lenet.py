@@ -41,7 +41,7 @@ class LeNet(nn.Module):
                 x = layers.batch_norm(
                     train=train, momentum=0.9, axis_name=self.batch_axis, dtype=self.dtype
                 )(x)
-            x = layers.pool(act(x), self.pooling)
+            x = layers.Pool(self.pooling)(act(x))
         x = x.reshape((x.shape[0], -1))
         for width in self.hidden:
             x = act(nn.Dense(width, kernel_init=init, dtype=self.dtype)(x))

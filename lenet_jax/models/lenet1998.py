@@ -36,9 +36,9 @@ class LeNet1998(nn.Module):
         init = layers.kernel_init(self.kernel_init)
         x = pad_to_paper_size(x)
         x = jnp.tanh(self._conv(6, "C1")(x))
-        x = layers.pool(x, "avg")
+        x = layers.Pool("avg", name="S2")(x)
         x = jnp.tanh(self._conv(16, "C3")(x))
-        x = layers.pool(x, "avg")
+        x = layers.Pool("avg", name="S4")(x)
         x = jnp.tanh(self._conv(120, "C5")(x))
         x = x.reshape((x.shape[0], -1))  # 1x1x120 on 32x32 inputs
         x = jnp.tanh(nn.Dense(84, kernel_init=init, name="F6")(x))

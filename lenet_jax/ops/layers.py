@@ -61,6 +61,18 @@ def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
     raise ValueError(f"unknown pooling {kind!r}; known: ['avg', 'max']")
 
 
+class Pool(nn.Module):
+    """`pool` as a module: it holds no parameters, but flax records its output among a
+    model's intermediates, so the look inside (`lenet_jax.inspect`) can draw pooling layers
+    (LeNet's S2 and S4) beside the convolutions."""
+
+    kind: str
+    window: int = 2
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return pool(x, self.kind, self.window)
+
+
 def conv(features: int, kernel_size: tuple[int, int], *, impl: str = "auto", **kwargs) -> nn.Conv:
     """nn.Conv running the convolution `impl` chooses (`lenet_jax.ops.conv.CONV_IMPLS`)."""
     return nn.Conv(

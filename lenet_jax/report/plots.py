@@ -15,11 +15,11 @@ from matplotlib.ticker import MaxNLocator
 
 from lenet_jax import files
 from lenet_jax.report.inference import combined_logits, predict_split
+from lenet_jax.report.page import PLOTS_DIR
 from lenet_jax.training.metrics import confusion_matrix
 from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.run import Snapshot
 
-PLOTS_DIR = "plots"
 _DPI = 120
 
 
@@ -47,7 +47,7 @@ def plot_curves(rows: list[dict], path: str, *, title: str = "training curves") 
     ax.set(xlabel="epoch", ylabel="loss / accuracy", title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(
@@ -87,7 +87,7 @@ def plot_confusion(
     ax.set_xticks(range(n), class_names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(n), class_names)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_misclassified(
@@ -110,7 +110,7 @@ def plot_misclassified(
         fig = Figure(figsize=(6, 2.5), layout="constrained")
         _say(fig.add_subplot(), f"no misclassified images\n(all {len(labels):,} correct)")
         fig.axes[0].set_axis_off()
-        return _save(fig, path)
+        return save_figure(fig, path)
     cols = min(columns, len(shown))
     rows = math.ceil(len(shown) / cols)
     fig = Figure(figsize=(1.7 * cols, 2.1 * rows + 0.5), layout="constrained")
@@ -142,7 +142,7 @@ def plot_misclassified(
         )
     ax.imshow(canvas, interpolation="nearest")
     ax.set_axis_off()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_run_plots(
@@ -186,7 +186,7 @@ def _say(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=14, transform=ax.transAxes)
 
 
-def _save(fig: Figure, path: str) -> str:
+def save_figure(fig: Figure, path: str) -> str:
     """Saves whole or not at all (`files.atomic_open`): a crash never leaves a cut PNG."""
     with files.atomic_open(path, "wb") as f:
         fig.savefig(f, dpi=_DPI, format="png")
