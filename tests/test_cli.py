@@ -95,14 +95,14 @@ print(json.dumps(loaded))
     "code, printed",
     [
         (IMPORTS_BESIDE_TRAIN, "[]"),
-        ("import lenet_jax.evaluate, lenet_jax.summary, lenet_jax.predict", ""),
+        ("import lenet_jax.evaluate, lenet_jax.summary, lenet_jax.predict, lenet_jax.inspect", ""),
     ],
     ids=["train", "evaluate"],
 )
 def test_importing_a_command_plots_nothing_and_defines_no_clashing_flags(code, printed):
     """train imports no plotting library and no TensorFlow (the plots are drawn after the
     run); summary, predict and scripts/benchmark.py import beside either command (absl
-    refuses a flag defined twice)."""
+    refuses a flag defined twice); so does inspect."""
     result = run([sys.executable, "-c", code])
     assert result.returncode == 0, result.stderr[-1000:]
     assert result.stdout.strip() == printed
