@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lenet_jax.errors import UserError
 from lenet_jax.predict import classify
+from lenet_jax.report import inside
 from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.report.inference import combined_logits, load_run, predict_split
 from lenet_jax.training import batches, replicas, steps
@@ -99,6 +101,26 @@ def test_rows_report_the_mean_the_spread_and_each_replica(population_run):
     test = [r for r in rows if r["split"] == "test"][-1]
     assert 0 < test["ensemble_accuracy"] <= 1
     assert result.test["accuracy_per_replica"] == test["accuracy_per_replica"]
+
+
+def test_inspect_looks_at_one_member_the_best_by_default(population_run):
+    """`lenet_jax.inspect --member`: a population is looked at one model at a time."""
+    workdir, result = population_run
+    snapshot = load_run(str(workdir), "latest")
+    logits, _ = predict_split(snapshot)
+    images = snapshot.dataset.test_images[:5]
+    for which in range(3):
+        one = inside.member(snapshot, str(which))
+        assert one.run.num_replicas == 1
+        np.testing.assert_allclose(
+            inside.look(one, images).logits, logits[which, :5], rtol=1e-5, atol=1e-5
+        )
+    best = int(np.argmax(result.test["accuracy_per_replica"]))
+    np.testing.assert_allclose(
+        inside.look(inside.member(snapshot), images).logits, logits[best, :5], rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(UserError, match=r"^--member=3: expected best or 0 to 2$"):
+        inside.member(snapshot, "3")
 
 
 def test_evaluate_scores_each_replica_and_the_ensemble(population_run):
