@@ -123,7 +123,10 @@ def base_config() -> ml_collections.ConfigDict:
     # How one step walks the replicas: vmap (all at once) | map (one after another, inside
     # the compiled step: faster on a CPU) | auto: map on CPU, vmap on GPU/TPU.
     config.replica_loop = "auto"
-    # Stop when the test accuracy has not improved for this many evaluations (epochs, unless
+    # The test metric that ranks the checkpoints ("best") and drives early stopping: a name
+    # from lenet_jax.training.metrics.METRICS (loss: lower is better; the others: higher).
+    config.best_metric = "accuracy"
+    # Stop when the best_metric has not improved for this many evaluations (epochs, unless
     # eval_every_epochs > 1); None = never.
     config.early_stopping_patience = ml_collections.config_dict.placeholder(int)
     # Stop at the first step past this many seconds of training (summed over reruns), save
@@ -137,7 +140,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval_every_epochs = 1
     # Checkpoints.
     config.checkpoint_every_epochs = 1
-    config.keep_checkpoints = 2  # the latest N, plus the best by test accuracy
+    config.keep_checkpoints = 2  # the latest N, plus the best by the test best_metric
     # Devices.
     config.parallelism = "auto"  # auto | single | pmap | sharded
     config.epoch_loop = "auto"  # python (a jitted step per batch) | scan (one compiled epoch,

@@ -288,3 +288,21 @@ def test_evaluate_bad_checkpoint_lists_the_real_ones(tiny_config, tmp_path):
 def test_evaluate_on_an_empty_workdir_is_one_line(tmp_path):
     code, stderr = in_process(lambda: evaluate_workdir(str(tmp_path)))
     assert code == 2 and "holds no run" in stderr and len(error_lines(stderr)) == 1, stderr
+
+
+@pytest.mark.parametrize(
+    "name, higher_is_better, best", [("loss", False, 2), ("accuracy", True, 1)]
+)
+def test_the_best_checkpoint_is_ranked_by_its_metrics_direction(
+    name, higher_is_better, best, tmp_path
+):
+    """`config.best_metric`: the lowest loss, or the highest accuracy (or macro F1)."""
+    values = {1: 0.5, 2: 0.3, 3: 0.4}
+    with checkpointing.Checkpoints(str(tmp_path), keep=1) as ckpts:
+        for step, value in values.items():
+            state = {"w": np.full(2, step, np.float32)}
+            ckpts.save(
+                step, state, {}, metrics=checkpointing.ranking(name, value, higher_is_better)
+            )
+    with checkpointing.Checkpoints(str(tmp_path), keep=1, read_only=True) as ckpts:
+        assert ckpts.steps() == sorted({best, 3}) and ckpts.best_step() == best

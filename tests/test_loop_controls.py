@@ -16,13 +16,17 @@ from lenet_jax.training.loop import TimeBudgetReached, train_and_evaluate
 from lenet_jax.training.metrics_log import read_rows
 
 
-def test_early_stopping_stops_with_a_checkpoint_and_a_rerun_respects_it(tiny_config, tmp_path):
+@pytest.mark.parametrize("best_metric", ["accuracy", "loss"])
+def test_early_stopping_stops_with_a_checkpoint_and_a_rerun_respects_it(
+    best_metric, tiny_config, tmp_path
+):
     tiny_config.num_epochs = 6
-    tiny_config.freeze = "."  # nothing moves: the test accuracy cannot improve after epoch 1
+    tiny_config.freeze = "."  # nothing moves: the test metrics cannot improve after epoch 1
     tiny_config.early_stopping_patience = 2
+    tiny_config.best_metric = best_metric  # the loss: lower is better
     result = train_and_evaluate(tiny_config, str(tmp_path))
     assert "stopped early after epoch 3" in result.stop_reason
-    assert "not improved for 2 epochs on epoch 1's" in result.stop_reason
+    assert f"test {best_metric} has not improved for 2 epochs on epoch 1's" in result.stop_reason
     assert checkpointing.committed_steps(str(tmp_path / "checkpoints"))[-1] == 24 == result.step
     rows = read_rows(tmp_path / "metrics.jsonl")
     assert [r["epoch"] for r in rows if r["split"] == "test"] == [1, 2, 3]
@@ -31,6 +35,12 @@ def test_early_stopping_stops_with_a_checkpoint_and_a_rerun_respects_it(tiny_con
     assert read_rows(tmp_path / "metrics.jsonl") == rows
     tiny_config.early_stopping_patience = 3  # a larger patience goes on from the checkpoint
     assert train_and_evaluate(tiny_config, str(tmp_path)).step == 32
+
+
+def test_the_first_best_score_follows_the_metrics_direction():
+    assert loop_lib.first_best([0.5, 0.3, 0.3, 0.4], higher_is_better=False) == 1
+    assert loop_lib.first_best([0.5, 0.7, 0.7, 0.4], higher_is_better=True) == 1
+    assert loop_lib.first_best([0.5, 0.3, 0.7], higher_is_better=True) == 2
 
 
 def test_bad_values_get_one_line_naming_the_field(tiny_config):
@@ -50,6 +60,7 @@ def test_bad_values_get_one_line_naming_the_field(tiny_config):
         ("eval_every_epochs", 0, "config.eval_every_epochs=0 is not allowed; expected a posi"),
         ("optimizer.decay_to", 1.5, r"config.optimizer.decay_to=1.5 is not allowed; expected a n"),
         ("augment.flip_alternating", True, r"flip_alternating=True is not allowed; expected F"),
+        ("best_metric", "f1", r"config.best_metric='f1' is not allowed; expected .*'macro_f1'"),
     ]:
         config = tiny_config.copy_and_resolve_references()
         *parents, name = field.split(".")

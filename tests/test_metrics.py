@@ -18,7 +18,37 @@ def test_batch_sums_respect_the_mask_exactly():
     labels = jnp.array([1, 1, 1])
     loss = jnp.array([0.5, 0.25, 4.0])
     sums = metrics.batch_sums(logits, labels, loss, jnp.array([True, True, False]))
+    counts = sums.pop("macro_f1")  # per class: right, predicted, true
     assert {k: float(v) for k, v in sums.items()} == {"loss": 0.75, "accuracy": 1.0, "count": 2.0}
+    np.testing.assert_array_equal(counts, [[0, 1, 0], [1, 1, 0], [0, 2, 0]])
+
+
+def test_macro_f1_is_the_mean_f1_of_the_classes_and_adds_up_over_batches_and_replicas():
+    """Not a mean over examples: merged from per-class counts, whatever the batching."""
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(2, 50, 4)), rng.integers(0, 4, size=50)
+    labels[labels == 3] = 2  # class 3 is never true: it counts where it is predicted
+    for replica in range(2):
+        predicted = logits[replica].argmax(-1)
+        f1 = []
+        for c in range(4):
+            right = ((predicted == c) & (labels == c)).sum()
+            denominator = (predicted == c).sum() + (labels == c).sum()
+            if denominator:
+                f1.append(2 * right / denominator)
+        whole = metrics.evaluate_logits(logits, labels)
+        assert whole["macro_f1_per_replica"][replica] == pytest.approx(np.mean(f1))
+    mask = np.arange(64) < 50  # padded batches of 16, merged on the host
+    padded = np.zeros((2, 64, 4)), np.zeros(64, np.int32)
+    padded[0][:, :50], padded[1][:50] = logits, labels
+    batches = [
+        metrics.eval_sums(jnp.asarray(padded[0][:, i : i + 16]), jnp.asarray(padded[1][i : i + 16]),
+                          jnp.asarray(mask[i : i + 16]))
+        for i in range(0, 64, 16)
+    ]  # fmt: skip
+    merged = metrics.Totals().merge(batches).compute()
+    for name in ("macro_f1", "macro_f1_per_replica", "ensemble_macro_f1", "accuracy"):
+        assert merged[name] == pytest.approx(whole[name])
 
 
 def test_top_k_breaks_ties_towards_lower_classes_as_argmax_does():

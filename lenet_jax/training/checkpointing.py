@@ -17,15 +17,22 @@ from orbax.checkpoint import checkpoint_managers as policies
 from lenet_jax.errors import UserError, first_line
 from lenet_jax.training.param_groups import path_name
 
-BEST_METRIC = "accuracy"  # test accuracy, higher is better
+SCORE = "score"  # what ranks a checkpoint: higher is better (`ranking`)
 
 
 class IncompatibleCheckpoint(UserError):
     """The workdir's checkpoints have other parameter names or shapes than this config."""
 
 
+def ranking(name: str, value: float, higher_is_better: bool) -> dict:
+    """The metrics a checkpoint is saved with: `name`'s value, and the score that ranks it
+    (the value, negated where lower is better)."""
+    return {name: value, SCORE: value if higher_is_better else -value}
+
+
 def _best_value(metrics: dict) -> float:
-    return metrics[BEST_METRIC]
+    """A checkpoint's score; one saved before `config.best_metric` holds its accuracy."""
+    return metrics.get(SCORE, metrics.get("accuracy"))
 
 
 def _handlers() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
@@ -87,7 +94,7 @@ class Checkpoints:
         return self.manager.best_step()
 
     def save(self, step: int, state, loop: dict, *, metrics: dict | None = None) -> None:
-        """Saves asynchronously; `metrics` (test accuracy) ranks the best checkpoint."""
+        """Saves asynchronously; `metrics` (`ranking`) ranks the best checkpoint."""
         self.manager.check_for_errors()  # a failed asynchronous save surfaces here, not later
         if step in self.manager.all_steps():
             return  # already saved at this step (e.g. epoch end, then the final save)

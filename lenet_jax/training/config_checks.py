@@ -14,6 +14,7 @@ import ml_collections
 from lenet_jax.config import COMPUTE_DTYPES
 from lenet_jax.errors import UserError
 from lenet_jax.ops.conv import CONV_IMPLS
+from lenet_jax.training import metrics
 from lenet_jax.training.augment import TTA
 from lenet_jax.training.epochs import EPOCH_LOOPS
 from lenet_jax.training.optim import OPTIMIZERS, SCHEDULES
@@ -40,6 +41,7 @@ def _choices() -> dict[str, tuple]:
         "replica_loop": REPLICA_LOOPS,
         "eval_tta": TTA,
         "ema_ramp": EMA_RAMPS,
+        "best_metric": tuple(metrics.names()),
     }
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
-from lenet_jax.training import batches, checkpointing, compilation_cache, distributed, lock
+from lenet_jax.training import batches, checkpointing, compilation_cache, distributed, lock, metrics
 from lenet_jax.training import callbacks as callbacks_lib
 from lenet_jax.training import workdir as workdir_lib
 from lenet_jax.training.distributed import log
@@ -280,15 +280,15 @@ class Loop:
         """Why to stop now, if `early_stopping_patience` epochs have passed without a better
         score; "" to go on. The rows say, so a rerun of a stopped run stops again at once,
         and one with a larger patience goes on."""
-        patience = self.config.early_stopping_patience
-        scores = [r["accuracy"] for r in self.history if r["split"] == self.score_split]
+        patience, name = self.config.early_stopping_patience, self.config.best_metric
+        scores = [r[name] for r in self.history if r["split"] == self.score_split]
         if patience is None or not scores:
             return ""
-        best = max(range(len(scores)), key=lambda i: (scores[i], -i))  # the first best epoch
+        best = first_best(scores, metrics.metric(name).higher_is_better)
         if len(scores) - 1 - best < patience:
             return ""
         return (
-            f"stopped early after epoch {len(scores)}: {self.score_split} accuracy has not "
+            f"stopped early after epoch {len(scores)}: {self.score_split} {name} has not "
             f"improved for {patience} epochs on epoch {best + 1}'s {scores[best]:.4f} "
             f"(config.early_stopping_patience={patience}); checkpoint at step {self.step}"
         )
@@ -319,11 +319,14 @@ class Loop:
         return rows.get("test"), train
 
     def ranking(self) -> dict | None:
-        """What ranks this checkpoint for "best": the latest epoch's score accuracy (None
-        after an epoch without an evaluation: such a checkpoint is never the best)."""
+        """What ranks this checkpoint for "best": the latest epoch's score of
+        `config.best_metric`, as `checkpointing.ranking` stores it (None after an epoch
+        without an evaluation: such a checkpoint is never the best)."""
         if self.score_split not in self.rows:
             return None
-        return {"accuracy": self.rows[self.score_split]["accuracy"]}
+        name = self.config.best_metric
+        value = self.rows[self.score_split][name]
+        return checkpointing.ranking(name, value, metrics.metric(name).higher_is_better)
 
     def train_extras(self, result) -> dict:
         """The train row's fields beyond the metrics: rate and speed (0 when not timed)."""
@@ -361,6 +364,12 @@ class Loop:
             "train_seconds": self.train_seconds(),
         }
         self.ckpts.save(self.step, host_state, loop, metrics=metrics)
+
+
+def first_best(scores: list[float], higher_is_better: bool) -> int:
+    """The index of the first best of `scores`."""
+    sign = 1 if higher_is_better else -1
+    return max(range(len(scores)), key=lambda i: (sign * scores[i], -i))
 
 
 def is_due(epoch: int, every: int, config) -> bool:

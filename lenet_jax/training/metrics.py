@@ -1,13 +1,16 @@
 """The metrics: defined once here, used by every step, the loop, checkpoints, writers and evaluate.
 
-Each metric is an average over examples of a per-example value computed from the logits,
-the labels and the per-example loss (the train step's loss, label smoothing included; plain
-cross-entropy in evaluation). A step returns masked *sums* (`batch_sums`), which add up
-exactly over padded last batches, devices and hosts; the loop merges them on the host in
-float64, in step order (`Totals`), so the sums, and hence a resumed run, do not depend on
-where it was interrupted. Adding a metric is one entry in `METRICS`: it then appears in the
-train and test rows of metrics.jsonl, in TensorBoard and in `evaluate`'s report. A loss's
-named terms (`training.losses`) ride in the same sums under their own names.
+Each metric sums a per-example statistic computed from the logits, the labels and the
+per-example loss (the train step's loss, label smoothing included; plain cross-entropy in
+evaluation), and `reduce`s the split's sums and example count to its value: the mean for
+most, and for one that is not a mean (macro F1) whatever its counts give. A step returns
+masked *sums* (`batch_sums`), which add up exactly over padded last batches, devices and
+hosts; the loop merges them on the host in float64, in step order (`Totals`), so the sums,
+and hence a resumed run, do not depend on where it was interrupted. Adding a metric is one
+entry in `METRICS`: it then appears in the train and test rows of metrics.jsonl, in
+TensorBoard and in `evaluate`'s report, and `config.best_metric` may name it to rank the
+checkpoints and drive early stopping. A loss's named terms (`training.losses`) ride in the
+same sums under their own names.
 """
 
 import dataclasses
@@ -23,10 +26,17 @@ COUNT = "count"  # the examples summed over; not itself a metric
 ENSEMBLE = "ensemble_"  # prefix of a population's ensemble metrics (`ensemble_logits`)
 
 
+def mean(sums: np.ndarray, count: float) -> float:
+    return float(sums / count)
+
+
 @dataclasses.dataclass(frozen=True)
 class Metric:
     name: str
-    per_example: PerExample  # (logits, labels, per-example loss) -> (batch,) values
+    per_example: PerExample  # (logits, labels, per-example loss) -> (batch, *shape) values
+    reduce: Callable[[np.ndarray, float], float] = mean  # (one model's sums, count) -> value
+    rank: int = 0  # len(shape): the statistic's own axes (a population's sums add one)
+    higher_is_better: bool = True
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
@@ -44,10 +54,32 @@ def top_k_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
     return (ahead + tied_before.sum(-1) < k).astype(jnp.float32)
 
 
+def class_counts(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per example, (3, classes) one-hots: right in its class, predicted, true."""
+    num_classes = logits.shape[-1]
+    predicted = jax.nn.one_hot(jnp.argmax(logits, -1), num_classes)
+    true = jax.nn.one_hot(labels, num_classes)
+    return jnp.stack([predicted * true, predicted, true], axis=1)
+
+
+def macro_f1(counts: np.ndarray, count: float) -> float:
+    """The mean over classes of F1 = 2 TP / (predicted + true), over the classes that were
+    predicted or present (scikit-learn's `f1_score(average="macro")`)."""
+    right, predicted, true = np.asarray(counts, np.float64)
+    seen = (predicted + true) > 0
+    return float(np.mean(2 * right[seen] / (predicted + true)[seen])) if seen.any() else 0.0
+
+
 METRICS: list[Metric] = [
-    Metric("loss", lambda logits, labels, loss: loss),
+    Metric("loss", lambda logits, labels, loss: loss, higher_is_better=False),
     Metric("accuracy", lambda logits, labels, loss: top_k_correct(logits, labels, 1)),
+    Metric("macro_f1", lambda logits, labels, loss: class_counts(logits, labels), macro_f1, 2),
 ]
+
+
+def metric(name: str) -> Metric | None:
+    """The metric `name` (a population's `ensemble_` ones too); None for a loss's term."""
+    return next((m for m in METRICS if m.name == name.removeprefix(ENSEMBLE)), None)
 
 
 def ensemble_logits(logits: jax.Array) -> jax.Array:
@@ -72,7 +104,10 @@ def batch_sums(
     each of a loss's named `terms` (per-example values) summed likewise."""
     mask = jnp.ones(labels.shape, jnp.float32) if mask is None else mask.astype(jnp.float32)
     logits = logits.astype(jnp.float32)
-    sums = {m.name: (m.per_example(logits, labels, loss) * mask).sum() for m in METRICS}
+    sums = {}
+    for m in METRICS:
+        values = m.per_example(logits, labels, loss)
+        sums[m.name] = (values * mask.reshape(mask.shape + (1,) * m.rank)).sum(0)
     sums.update({name: (value * mask).sum() for name, value in (terms or {}).items()})
     return {**sums, COUNT: mask.sum()}
 
@@ -110,7 +145,7 @@ class Totals:
         out = {}
         order = names() + sorted(set(self.sums) - set(names()))
         for name, total in ((n, self.sums[n]) for n in order if n in self.sums):
-            values = np.asarray(total) / self.count
+            values = _reduce(name, np.asarray(total), self.count)
             out[name] = float(values.mean())
             if values.ndim:
                 out[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -139,6 +174,15 @@ class Totals:
             return cls(sums, float(stored["steps"] * batch_size))
         sums = {k: np.asarray(v, np.float64) for k, v in stored.items() if k != COUNT}
         return cls(sums, float(stored.get(COUNT, 0.0)))
+
+
+def _reduce(name: str, total: np.ndarray, count: float) -> np.ndarray:
+    """The metric's value from its sums: one, or a population's (N,) (its sums have one
+    more axis than the metric's own)."""
+    found = metric(name) or Metric(name, per_example=None)  # a loss's term: its mean
+    if total.ndim == found.rank:
+        return np.asarray(found.reduce(total, count))
+    return np.array([found.reduce(one, count) for one in total])
 
 
 def mean_loss(sums: Mapping[str, jax.Array]) -> float:
