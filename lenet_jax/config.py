@@ -53,13 +53,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.model_fields_passed = ()
     # Optimizer and learning-rate schedule.
     config.optimizer = ml_collections.ConfigDict()
-    config.optimizer.name = "adam"  # sgd | adam | adamw
+    config.optimizer.name = "adam"  # a name from training/optim.py's OPTIMIZERS
     config.optimizer.learning_rate = 1e-3  # peak value of the schedule
     config.optimizer.momentum = 0.9  # sgd only; 0 = plain SGD
     config.optimizer.nesterov = False  # sgd only
     config.optimizer.weight_decay = 0.0  # decoupled for adamw, L2 added to gradients for sgd/adam
-    # constant | cosine | warmup_cosine | warmup_linear | onecycle
-    config.optimizer.schedule = "constant"
+    config.optimizer.schedule = "constant"  # a name from training/optim.py's SCHEDULES
     config.optimizer.warmup_epochs = 0.0  # warmup_cosine and warmup_linear only
     # warmup_cosine and warmup_linear: the rate starts at warmup_from x the peak and ends at
     # decay_to x the peak (airbench's 0.2 and 0.07; 0 and 0 are the classic shapes).

@@ -13,9 +13,10 @@ LAYERS = [
     ("utilities and config", ["errors", "files", "imports", "config", "prng"]),
     (
         "pure JAX: no I/O, no config",
-        ["ops", "models.contract", "models.probe", "training.state", "training.steps",
-         "training.losses", "training.metrics", "training.optim", "training.augment",
-         "training.param_groups", "training.replicas", "training.compile_options"],
+        ["ops", "models.contract", "models.linen_model", "models.nnx_model", "models.probe",
+         "training.state", "training.steps", "training.losses", "training.metrics",
+         "training.optim", "training.augment", "training.param_groups", "training.replicas",
+         "training.compile_options"],
     ),  # fmt: skip
     (
         "data, models and devices",
@@ -25,7 +26,7 @@ LAYERS = [
     (
         "the run builder and its epoch runners",
         ["training.run", "training.config_checks", "training.epochs", "training.callbacks",
-         "training.profiling", "training.progress", "training.warm_start", "training.workdir",
+         "training.profiling", "training.progress", "training.warm_start", "training.workdir", "training.resume",
          "training.checkpointing", "training.metrics_log"],
     ),  # fmt: skip
     ("the loop", ["training"]),

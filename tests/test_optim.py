@@ -157,3 +157,21 @@ def test_gradient_accumulation_equals_the_larger_batch(tiny_config, tmp_path):
     for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
         np.testing.assert_allclose(x, y, atol=1e-5, rtol=0)
     assert a.test["accuracy"] == pytest.approx(b.test["accuracy"], abs=1 / 256)
+
+
+def test_an_optimizer_added_in_one_place_is_accepted_and_trains(tiny_config, tmp_path, monkeypatch):
+    """`OPTIMIZERS` is the one place: the config check, the error's list and the run read it."""
+    from lenet_jax.training import config_checks, optim
+
+    lion = lambda cfg, schedule: optax.lion(schedule, weight_decay=cfg.weight_decay)  # noqa: E731
+    monkeypatch.setitem(optim.OPTIMIZERS, "lion", lion)
+    tiny_config.optimizer.name, tiny_config.num_epochs = "lion", 1
+    tiny_config.optimizer.learning_rate = 3e-4
+    result = train_and_evaluate(tiny_config, str(tmp_path))
+    states = jax.tree.leaves(result.state.opt_state, is_leaf=lambda x: hasattr(x, "mu"))
+    assert any(type(s).__name__ == "ScaleByLionState" for s in states)
+    assert result.test["accuracy"] > 0.2  # ten classes: it learned
+    tiny_config.optimizer.name = "lamb"
+    with pytest.raises(UserError, match=r"optimizer.name='lamb' .*'adamw', 'lion'"):
+        config_checks.validate(tiny_config)
+

@@ -9,7 +9,7 @@ from flax import linen as nn
 
 from lenet_jax import prng
 from lenet_jax.models import get_model
-from lenet_jax.models.contract import as_model
+from lenet_jax.models.linen_model import as_model
 from lenet_jax.training import augment, metrics, steps
 from lenet_jax.training.state import TrainState, create_train_state
 

@@ -4,7 +4,9 @@
 trainer, evaluate, predict and summary call; `get_model(name, **kwargs)` the raw module.
 """
 
-from lenet_jax.models.contract import LinenModel, Model, ModelError, NnxModel
+from lenet_jax.models.contract import Model, ModelError
+from lenet_jax.models.linen_model import LinenModel
+from lenet_jax.models.nnx_model import NnxModel
 from lenet_jax.models.registry import (
     build_model,
     get_model,

@@ -7,11 +7,11 @@ The trainer, evaluate, predict and summary never call a module directly; they ca
   apply(params, batch_stats, images, *, train, rngs)  -> (logits, batch_stats)
 
 Two kinds of module meet it (docs/custom_model.md has the user's side):
-  * flax.linen modules (`LinenModel`). The mode comes from a `train`/`training` (or
+  * flax.linen modules (`linen_model.LinenModel`). The mode comes from a `train`/`training` (or
     inverted `deterministic`) keyword of `__call__`, else from a module field of one of
     those names, else the module has no train mode. BatchNorm statistics live in the
     "batch_stats" collection.
-  * Flax NNX modules (`NnxModel`), run functionally: `nnx.merge` the graph with the state
+  * Flax NNX modules (`nnx_model.NnxModel`), run functionally: `nnx.merge` the graph with the state
     each step, `train()`/`eval()` it, reseed its RNG streams from the step key, call it,
     `nnx.split` the new statistics back out. `nnx.Param`s are the params and every other
     non-RNG variable (BatchStat, ...) the batch_stats, both as plain nested dicts, so
@@ -37,8 +37,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from flax import errors as flax_errors
-from flax import linen as nn
-from flax import nnx
 
 from lenet_jax import prng
 from lenet_jax.errors import UserError, first_line
@@ -244,15 +242,6 @@ class Model:
         return ""
 
 
-def as_model(model: "Model | nn.Module") -> Model:
-    """`model` itself, or a bare linen module instance put behind the contract."""
-    if isinstance(model, Model):
-        return model
-    if isinstance(model, nn.Module):
-        return LinenModel(type(model).__name__, model)
-    raise TypeError(f"expected a contract Model or a linen Module, got {type(model).__name__}")
-
-
 def _bind_axis(fn: Callable, axis: str) -> Callable:
     """`fn` under a named axis of size 1: its collectives over `axis` become identities."""
 
@@ -264,7 +253,7 @@ def _bind_axis(fn: Callable, axis: str) -> Callable:
     return bound
 
 
-def _mode_of_call(fn) -> tuple[str | None, bool]:
+def mode_of_call(fn) -> tuple[str | None, bool]:
     """(keyword, inverted) of a `__call__`'s mode keyword, or (None, False) if it has none."""
     parameters = parameters_of(fn)
     for name in MODE_NAMES + INVERTED_MODE_NAMES:
@@ -273,172 +262,9 @@ def _mode_of_call(fn) -> tuple[str | None, bool]:
     return None, False
 
 
-class LinenModel(Model):
-    """A flax.linen module instance behind the contract."""
-
-    def __init__(self, name: str, module: nn.Module):
-        super().__init__(name)
-        self.module = module
-        self._call_kwarg, self._call_inverted = _mode_of_call(type(module).__call__)
-        self._field = None
-        if self._call_kwarg is None:
-            fields = getattr(type(module), "__dataclass_fields__", {})
-            self._field = next((f for f in MODE_NAMES + INVERTED_MODE_NAMES if f in fields), None)
-        self._modules = {train: self._module_for(train) for train in (False, True)}
-
-    def _module_for(self, train: bool) -> nn.Module:
-        if self._field is None:
-            return self.module
-        return self.module.clone(**{self._field: train != (self._field in INVERTED_MODE_NAMES)})
-
-    def call_kwargs(self, train: bool) -> dict:
-        """The keyword `__call__` takes for the mode ({} when the mode is a field or absent)."""
-        if self._call_kwarg is None:
-            return {}
-        return {self._call_kwarg: train != self._call_inverted}
-
-    def module_for(self, train: bool) -> nn.Module:
-        return self._modules[train]
-
-    def init(self, key, images):
-        variables = self._modules[False].init(key, images, **self.call_kwargs(False))
-        return variables["params"], variables.get("batch_stats", {})
-
-    def _apply(self, params, batch_stats, images, *, train, rngs):
-        variables = {"params": params}
-        if batch_stats:
-            variables["batch_stats"] = batch_stats
-        module, kwargs = self._modules[train], self.call_kwargs(train)
-        if train and batch_stats:
-            out, updates = module.apply(
-                variables, images, **kwargs, rngs=rngs, mutable=["batch_stats"]
-            )
-            return out, updates["batch_stats"]
-        return module.apply(variables, images, **kwargs, rngs=rngs), batch_stats
-
-
-class NnxModel(Model):
-    """A Flax NNX module, built by `build(rngs)`, run functionally."""
-
-    def __init__(self, name: str, build: Callable[[nnx.Rngs], nnx.Module]):
-        super().__init__(name)
-        self._build = build
-        self._template = None  # (graphdef, params, rng state, batch_stats) of a concrete build
-
-    def _split(self, module: nnx.Module):
-        if not isinstance(module, nnx.Module):
-            raise ModelError(
-                f"model {self.name!r}: building it returned {type(module).__name__}, "
-                "not a flax module"
-            )
-        return nnx.split(module, nnx.Param, nnx.RngState, ...)
-
-    def template(self):
-        """The graph and state structure, from one concrete build (cached)."""
-        if self._template is None:
-            module = self._build(nnx.Rngs(0))
-            self._template = self._split(module)
-            self._call_kwarg, self._call_inverted = _mode_of_call(type(module).__call__)
-            self._call_rngs = parameters_of(type(module).__call__).get("rngs")
-        return self._template
-
-    @property
-    def module(self) -> nnx.Module:
-        """A fresh concrete instance, for summaries."""
-        return self._build(nnx.Rngs(0))
-
-    @property
-    def rng_streams(self) -> tuple[str, ...]:
-        rng_state = self.template()[2]
-        tags = {v.tag for v in jax.tree.leaves(rng_state, is_leaf=_is_rng_key) if _is_rng_key(v)}
-        return ("dropout", *sorted(tags - {"dropout"}))
-
-    def init(self, key, images):
-        _, params, _, stats = self._split(self._build(nnx.Rngs(key)))
-        return _to_pure(params), _to_pure(stats)
-
-    def _apply(self, params, batch_stats, images, *, train, rngs):
-        module = self.merged(params, batch_stats, train=train)
-        out = self.call_merged(module, images, train=train, rngs=rngs)
-        new_stats = _to_pure(nnx.split(module, nnx.Param, nnx.RngState, ...)[3])
-        return out, (new_stats if train else batch_stats)
-
-    def merged(self, params, batch_stats, *, train: bool) -> nnx.Module:
-        """A module of this trace holding `params` and `batch_stats`, in `train`'s mode."""
-        graphdef, params_t, rng_t, stats_t = self.template()
-        params_s, stats_s = _from_pure(params_t, params), _from_pure(stats_t, batch_stats)
-        rng_s = jax.tree.map(lambda v: v, rng_t)  # fresh variables, owned by this trace
-        module = nnx.merge(graphdef, params_s, rng_s, stats_s)
-        module.train() if train else module.eval()
-        return module
-
-    def call_merged(self, module: nnx.Module, images, *, train: bool, rngs: dict):
-        """Calls a `merged` module as the contract does: its RNG streams reseeded from
-        `rngs` (eval mode needs none), its mode keyword and call-time rngs given."""
-        tags = {
-            v.tag for v in jax.tree.leaves(nnx.state(module, nnx.RngState), is_leaf=_is_rng_key)
-            if _is_rng_key(v)
-        }  # fmt: skip
-        if tags:
-            base = rngs["dropout"]
-            nnx.reseed(module, **{tag: rngs.get(tag, stream_key(base, tag)) for tag in tags})
-        kwargs = {}
-        if self._call_kwarg is not None:
-            kwargs[self._call_kwarg] = train != self._call_inverted
-        if self._call_rngs is not None:
-            kwargs["rngs"] = self._call_time_rngs(rngs, train)
-        return module(images, **kwargs)
-
-    def _hint(self, message: str) -> str:
-        if "rngs" not in message:
-            return super()._hint(message)
-        return (
-            "; the contract gives RNG streams to an `rngs` argument of __call__ (an nnx.Rngs "
-            "in train mode) and reseeds the rngs a module was built with"
-        )
-
-    def _call_time_rngs(self, rngs: dict, train: bool) -> nnx.Rngs | None:
-        """What a `__call__(x, rngs=...)` gets (flax's current examples build `nnx.Dropout`
-        without rngs and pass them at the call): an `nnx.Rngs` of the step's streams, with
-        a "default" one for any other; None in eval mode where the argument is optional."""
-        if not train and self._call_rngs.default is not inspect.Parameter.empty:
-            return None
-        base = rngs["dropout"]
-        streams = {"default": stream_key(base, "default"), **rngs}
-        return nnx.Rngs(**streams)
-
-
 def parameters_of(fn) -> dict[str, inspect.Parameter]:
     """`fn`'s parameters by name; none where Python cannot read its signature."""
     try:
         return dict(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return {}
-
-
-def _is_rng_key(x) -> bool:
-    return isinstance(x, nnx.RngKey)
-
-
-def _to_pure(state: nnx.State) -> dict:
-    """An nnx.State as a nested dict of arrays with string keys (as orbax stores them)."""
-
-    def strings(tree):
-        if isinstance(tree, dict):
-            return {str(k): strings(v) for k, v in tree.items()}
-        return tree
-
-    return strings(nnx.to_pure_dict(state))
-
-
-def _from_pure(template: nnx.State, pure: dict) -> nnx.State:
-    """`template`'s structure with the values of `pure` (keys matched as strings)."""
-
-    def values(shape, tree):
-        if isinstance(shape, dict):
-            return {k: values(v, tree[str(k)]) for k, v in shape.items()}
-        return tree
-
-    state = jax.tree.map(lambda v: v, template)  # a copy: replace_by_pure_dict mutates
-    nnx.replace_by_pure_dict(state, values(nnx.to_pure_dict(template), pure))
-    return state

@@ -22,7 +22,9 @@ from flax import linen as nn
 from flax import nnx
 
 from lenet_jax import prng
-from lenet_jax.models.contract import LinenModel, Model, ModelError, NnxModel
+from lenet_jax.models.contract import Model, ModelError
+from lenet_jax.models.linen_model import LinenModel
+from lenet_jax.models.nnx_model import NnxModel
 
 CONV, POOL, OTHER = "conv", "pool", "other"
 

@@ -30,9 +30,11 @@ from lenet_jax.errors import UserError
 from lenet_jax.imports import import_attribute
 from lenet_jax.models.airbench import Airbench
 from lenet_jax.models.cifar import CifarCNN
-from lenet_jax.models.contract import LinenModel, Model, ModelError, NnxModel, parameters_of
+from lenet_jax.models.contract import Model, ModelError, parameters_of
 from lenet_jax.models.lenet import LeNet
 from lenet_jax.models.lenet1998 import LeNet1998
+from lenet_jax.models.linen_model import LinenModel
+from lenet_jax.models.nnx_model import NnxModel
 
 ModelFactory = Callable[..., nn.Module | nnx.Module]
 

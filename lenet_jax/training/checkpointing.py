@@ -3,9 +3,12 @@
 A checkpoint holds the unreplicated train state (`state`) and what the loop carries
 between steps (`loop`: the epoch's running train-metric sums), so a resumed run is
 bit-identical to one that never stopped. Restores target the strategy's sharding, so a
-checkpoint written on 8 devices restores on 1 and back.
+checkpoint written on 8 devices restores on 1 and back. A full disk while saving is one
+line saying which checkpoints are intact (`disk_full_as_one_line`).
 """
 
+import contextlib
+import errno
 import os
 import time
 
@@ -199,3 +202,32 @@ def check_compatible(saved, wanted, directory: str) -> None:
                 f"there but {now} now; use a fresh --workdir (or the config that wrote it)"
             )
     raise IncompatibleCheckpoint(f"{directory} holds checkpoints of an incompatible config")
+
+
+def _is_disk_full(error: BaseException | None) -> bool:
+    """ENOSPC anywhere in the chain (orbax and tensorstore wrap the OSError)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextlib.contextmanager
+def disk_full_as_one_line(workdir: str, ckpt_dir: str):
+    """A full disk becomes a UserError saying what is kept and how to continue (around the
+    checkpoint manager, whose last asynchronous save may fail as it closes)."""
+    try:
+        yield
+    except Exception as e:
+        if not _is_disk_full(e):
+            raise
+        where = getattr(e, "filename", None) or workdir
+        steps = committed_steps(ckpt_dir)
+        kept = f"checkpoints up to step {steps[-1]} are intact" if steps else "no checkpoint yet"
+        raise UserError(
+            f"no space left on the device of {where}; {kept}. Free some space and rerun the "
+            "same command to resume"
+        ) from None

@@ -9,7 +9,6 @@ no plotting: the `train` command draws them from what this returns.
 
 import contextlib
 import dataclasses
-import errno
 import os
 import time
 
@@ -19,48 +18,20 @@ import ml_collections
 import numpy as np
 
 from lenet_jax.data.streaming import is_streamed
-from lenet_jax.errors import UserError
 from lenet_jax.training import batches, checkpointing, compilation_cache, distributed, lock, metrics
 from lenet_jax.training import callbacks as callbacks_lib
 from lenet_jax.training import workdir as workdir_lib
 from lenet_jax.training.distributed import log
 from lenet_jax.training.epochs import check_finite, make_runner
 from lenet_jax.training.metrics import Totals
-from lenet_jax.training.preemption import PreemptionGuard
+from lenet_jax.training.preemption import Preempted, PreemptionGuard, TimeBudgetReached
 from lenet_jax.training.profiling import StepProfiler
+from lenet_jax.training.resume import restore_or_init
 from lenet_jax.training.run import Run, Snapshot, build_run
 from lenet_jax.training.tensorboard import SUBDIR as TENSORBOARD_DIR
-from lenet_jax.training.warm_start import warm_start
 from lenet_jax.training.writers import create_writer
 
 EMA_SPLIT = "test_ema"  # the test rows of the parameters' moving average
-
-
-class Preempted(Exception):
-    """Raised after a SIGTERM/SIGINT once the current step is saved."""
-
-    exit_code = 143  # 128 + SIGTERM, as a killed process's
-    hint = "Rerun the same command to resume."
-
-
-class TimeBudgetReached(Preempted):
-    """Raised once `config.max_train_seconds` is spent and the current step is saved: the
-    run did what it was asked, so the command exits 0."""
-
-    exit_code = 0
-    hint = "Rerun with a larger --config.max_train_seconds to continue."
-
-
-@dataclasses.dataclass(frozen=True)
-class Restored:
-    """Where a run starts: its state, the epoch's running totals, the rows written so far
-    (None for a fresh run), the step and the seconds of training already spent."""
-
-    state: object
-    totals: Totals
-    history: list | None
-    step: int
-    train_seconds: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +62,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     ckpt_dir = os.path.join(workdir, "checkpoints")
     with lock.exclusive(workdir) if main else contextlib.nullcontext():
         with (
-            disk_full_as_one_line(workdir, ckpt_dir),
+            checkpointing.disk_full_as_one_line(workdir, ckpt_dir),
             checkpointing.Checkpoints(ckpt_dir, keep=config.keep_checkpoints) as ckpts,
         ):
             start = restore_or_init(ckpts, run, workdir)
@@ -128,56 +99,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         resumed_from=start.step,
         steps_trained=loop.steps_trained,
     )
-
-
-def _is_disk_full(error: BaseException | None) -> bool:
-    """ENOSPC anywhere in the chain (orbax and tensorstore wrap the OSError)."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            return True
-        if "No space left on device" in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-@contextlib.contextmanager
-def disk_full_as_one_line(workdir: str, ckpt_dir: str):
-    """A full disk becomes a UserError saying what is kept and how to continue (around the
-    checkpoint manager, whose last asynchronous save may fail as it closes)."""
-    try:
-        yield
-    except Exception as e:
-        if not _is_disk_full(e):
-            raise
-        where = getattr(e, "filename", None) or workdir
-        steps = checkpointing.committed_steps(ckpt_dir)
-        kept = f"checkpoints up to step {steps[-1]} are intact" if steps else "no checkpoint yet"
-        raise UserError(
-            f"no space left on the device of {where}; {kept}. Free some space and rerun the "
-            "same command to resume"
-        ) from None
-
-
-def restore_or_init(ckpts: checkpointing.Checkpoints, run: Run, workdir: str) -> Restored:
-    """The newest good checkpoint, else the fresh state (warm-started from
-    `config.init_from` when it names a run)."""
-    try:
-        restored = ckpts.restore_latest_good(run.abstract_state())
-    except checkpointing.IncompatibleCheckpoint as e:
-        changes = workdir_lib.config_changes(workdir, run.config)
-        hint = f" (config changes: {'; '.join(changes)})" if changes else ""
-        raise UserError(f"{e}{hint}") from None
-    if restored is None:
-        state = run.init_state()
-        if run.config.init_from:
-            state = warm_start(run, state)
-        return Restored(state, Totals(), None, 0, 0.0)
-    state, loop_json, step = restored
-    log(f"resuming {workdir} from step {step}")
-    totals = Totals.from_json(loop_json.get("totals", loop_json), batch_size=run.config.batch_size)
-    seconds = float(loop_json.get("train_seconds", 0.0))
-    return Restored(state, totals, loop_json.get("history"), step, seconds)
 
 
 class Loop:

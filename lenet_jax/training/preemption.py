@@ -15,6 +15,21 @@ import jax
 import numpy as np
 
 
+class Preempted(Exception):
+    """Raised after a SIGTERM/SIGINT once the current step is saved."""
+
+    exit_code = 143  # 128 + SIGTERM, as a killed process's
+    hint = "Rerun the same command to resume."
+
+
+class TimeBudgetReached(Preempted):
+    """Raised once `config.max_train_seconds` is spent and the current step is saved: the
+    run did what it was asked, so the command exits 0."""
+
+    exit_code = 0
+    hint = "Rerun with a larger --config.max_train_seconds to continue."
+
+
 class PreemptionGuard:
     """While active, the first SIGTERM or SIGINT sets `stop_requested`; a second one kills.
 

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from lenet_jax.models.contract import Model, as_model
+from lenet_jax.models.contract import Model
+from lenet_jax.models.linen_model import as_model
 
 
 class TrainState(struct.PyTreeNode):

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import optax
 
 from lenet_jax import prng
-from lenet_jax.models.contract import Model, Output, as_model
+from lenet_jax.models.contract import Model, Output
+from lenet_jax.models.linen_model import as_model
 from lenet_jax.training import losses, metrics, replicas
 from lenet_jax.training.augment import Augment, flip, tta_views
 from lenet_jax.training.losses import Loss
