@@ -20,7 +20,8 @@ from lenet_jax.models.airbench import (
     whitening_kernel,
 )
 from lenet_jax.training import augment, param_groups, steps
-from lenet_jax.training.run import build_run, load_data
+from lenet_jax.training.run import build_run
+from lenet_jax.training.run_data import load_data
 
 REPO_CONFIG = "configs/cifar10_airbench.py"
 

@@ -25,9 +25,9 @@ LAYERS = [
     ),  # fmt: skip
     (
         "the run builder and its epoch runners",
-        ["training.run", "training.config_checks", "training.epochs", "training.callbacks",
-         "training.profiling", "training.progress", "training.warm_start", "training.resume",
-         "training.workdir", "training.checkpointing", "training.metrics_log"],
+        ["training.run", "training.run_data", "training.config_checks", "training.epochs",
+         "training.callbacks", "training.profiling", "training.progress", "training.warm_start",
+         "training.resume", "training.workdir", "training.checkpointing", "training.metrics_log"],
     ),  # fmt: skip
     ("the loop", ["training"]),
     ("reports", ["report", "bench"]),

@@ -10,7 +10,7 @@ from conftest import tiny_config_for
 from lenet_jax.errors import UserError
 from lenet_jax.report.inference import load_run
 from lenet_jax.training.loop import train_and_evaluate
-from lenet_jax.training.run import load_data
+from lenet_jax.training.run_data import load_data
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.training import batches, checkpointing, compilation_cache, metrics, parallel
 from lenet_jax.training import workdir as workdir_lib
-from lenet_jax.training.run import Snapshot, build_run, load_data
+from lenet_jax.training.run import Snapshot, build_run
+from lenet_jax.training.run_data import load_data
 
 PREDICT_BATCH = 1000
 WEIGHTS = ("auto", "ema", "raw")  # what --weights accepts; auto = ema where the run keeps one
