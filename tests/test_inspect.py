@@ -199,3 +199,13 @@ def test_a_workdir_without_checkpoints_is_one_line(tmp_path):
         done.stderr.strip() == f"error: --workdir={str(tmp_path)!r} holds no run (no config.json)"
     )
     assert not any(tmp_path.iterdir())
+
+
+def test_a_layers_grid_on_the_input_is_measured_where_it_looks(snapshot):
+    """The tiny LeNet: conv 5x5 pad 2, pool 2, conv 5x5 VALID, pool 2. Pool_1's cell k
+    averages Conv_1's cells 2k and 2k+1, centred on Pool_0's cells 2k+2.5, i.e. on pixel
+    4k + 5.5: a 5x5 grid over the middle of the 28x28 image, not stretched over all of it."""
+    row0, row_step, col0, col_step = inside.layer_grid(snapshot, "Pool_1")
+    assert (row0, row_step, col0, col_step) == (5.5, 4, 5.5, 4)
+    row0, row_step, _, _ = inside.layer_grid(snapshot, "Conv_0")  # SAME: every pixel
+    assert (row0, row_step) == (0, 1)

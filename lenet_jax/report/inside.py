@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lenet_jax import prng
 from lenet_jax.errors import UserError
 from lenet_jax.models import probe
 from lenet_jax.report.inference import predict_split
@@ -111,6 +112,50 @@ def grad_cam(
         return jax.nn.relu((target[0] * weights).sum(-1))
 
     return chosen.path, np.asarray(jax.jit(jax.vmap(cam))(x, jnp.asarray(classes)))
+
+
+def layer_grid(snapshot: Snapshot, path: str, samples: int = 16) -> tuple[float, ...]:
+    """Where layer `path`'s cells sit on the input, measured: (first row's centre, row
+    stride, first column's centre, column stride), in pixels. Each row (column) of the
+    layer is differentiated with respect to random inputs; the pixels any of them reach
+    are what that row looks at (`_grid_of` fits the grid to their spans). A VALID
+    convolution's layer covers only the middle of the image: stretched over all of it, a
+    heat map would sit pixels off."""
+    noise = jax.random.normal(prng.key(0), (samples, *snapshot.dataset.image_shape))
+
+    def sums(x1, axis):
+        layer = next(o for o in _probe(snapshot, x1[None]).layers if o.path == path)
+        return layer.output[0].sum(axis=(1, 2) if axis == 0 else (0, 2))
+
+    grid = []
+    for axis in (0, 1):
+        jacobian = jax.jit(jax.vmap(jax.jacrev(lambda x1, a=axis: sums(x1, a))))(noise)
+        reached = np.abs(np.asarray(jacobian)).sum(axis=(0, 3 - axis, 4)) > 0  # (cells, pixels)
+        grid += _grid_of(reached)
+    return tuple(grid)
+
+
+def _grid_of(reached: np.ndarray) -> list[float]:
+    """(first cell's centre, stride) from which pixels each cell reaches (cells, pixels):
+    each cell's span starts at a0 + stride * cell and ends at b0 + stride * cell, except
+    where the image's edge cuts it (a padded border), so starts at pixel 0 and ends at the
+    last pixel are left out of the fit; the centre is halfway. Cells reaching nothing (or
+    too few measurable ones) leave the layer stretched over the whole image."""
+    cells, size = np.flatnonzero(reached.any(-1)), reached.shape[1]
+    first = reached[cells].argmax(-1)
+    last = size - 1 - reached[cells, ::-1].argmax(-1)
+    starts, ends = cells[first > 0], cells[last < size - 1]
+    steps = [
+        *(np.diff(first[first > 0]) / np.diff(starts)),
+        *(np.diff(last[last < size - 1]) / np.diff(ends)),
+    ]
+    if not steps or not len(starts) or not len(ends):
+        count = reached.shape[0]
+        return [(size / count - 1) / 2, size / count]
+    stride = float(np.median(steps))
+    a0 = np.median(first[first > 0] - stride * starts)
+    b0 = np.median(last[last < size - 1] - stride * ends)
+    return [float((a0 + b0) / 2), stride]
 
 
 def split_features(snapshot: Snapshot, split: str = "test") -> tuple[np.ndarray, np.ndarray]:

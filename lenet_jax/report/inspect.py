@@ -97,30 +97,43 @@ def saliency(
     """Per image: the image, then for the predicted and the true class the input-gradient
     saliency (|gradient|, the largest over colour channels) and Grad-CAM on `layer` (by
     default the last spatial layer: the last convolution's, after its activation and
-    pooling), upsampled over the image."""
+    pooling), each cell drawn over the pixels it looks at (`inside.layer_grid`)."""
     images, labels = np.asarray(images), np.asarray(labels)
     logits = inside.look(snapshot, images).logits
     predicted = logits.argmax(-1)
     names = snapshot.dataset.class_names
     fig = Figure(figsize=(10, 2.1 * len(images) + 0.6), layout="constrained")
     grid = fig.add_gridspec(len(images), 5)
+    cells = None
     for which, classes in (("predicted", predicted), ("true", labels)):
         gradient = np.abs(inside.input_saliency(snapshot, images, classes)).max(-1)
         path, cams = inside.grad_cam(snapshot, images, classes, layer)
+        cells = cells or inside.layer_grid(snapshot, path)
         column = 1 if which == "predicted" else 3
         for i in range(len(images)):
             name = names[int(classes[i])]
             _show(fig.add_subplot(grid[i, column]), gradient[i], f"saliency: {name}", cmap="hot")
             ax = fig.add_subplot(grid[i, column + 1])
-            _show(ax, _grey(images[i]), f"Grad-CAM {path}: {name}")
-            height, width = images.shape[1:3]
-            ax.imshow(
-                cams[i], cmap="jet", alpha=0.45, extent=(-0.5, width - 0.5, height - 0.5, -0.5)
-            )
+            _show(ax, _grey(images[i]), f"Grad-CAM {path}: {name}", cmap="gray")
+            _overlay(ax, cams[i], cells, images.shape[1:3])
     for i in range(len(images)):
         title = f"true {names[int(labels[i])]}\npredicted {names[int(predicted[i])]}"
         _show(fig.add_subplot(grid[i, 0]), images[i], title)
     return fig
+
+
+def _overlay(ax, cam: np.ndarray, cells: tuple[float, ...], size: tuple[int, int]) -> None:
+    """A layer's heat map over its image, each cell where `layer_grid` says it looks."""
+    row0, row_step, col0, col_step = cells
+    rows, cols = cam.shape
+    extent = (
+        col0 - col_step / 2,
+        col0 + col_step * (cols - 0.5),
+        row0 + row_step * (rows - 0.5),
+        row0 - row_step / 2,
+    )
+    ax.imshow(cam, cmap="jet", alpha=0.45, extent=extent)
+    ax.set(xlim=(-0.5, size[1] - 0.5), ylim=(size[0] - 0.5, -0.5))
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
