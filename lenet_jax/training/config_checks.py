@@ -90,6 +90,15 @@ def _field(config: ml_collections.ConfigDict, path: str):
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks the fields that do not depend on the data; one error naming the field."""
+    _check_tables(config)
+    check_number_ranges(config)
+    _check_single_fields(config)
+    _check_pairs(config)
+    check_groups(config.optimizer.param_groups)
+
+
+def _check_tables(config: ml_collections.ConfigDict) -> None:
+    """The choices and the numbers' signs, from the tables above."""
     for path, allowed in _choices().items():
         _require(_field(config, path) in allowed, path, list(allowed), _field(config, path))
     for path in _POSITIVE:
@@ -103,7 +112,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for path in _FRACTIONS:
         value = _field(config, path)
         _require(value is None or 0 <= value < 1, path, "a number in [0, 1)", value)
-    check_number_ranges(config)
+
+
+def _check_single_fields(config: ml_collections.ConfigDict) -> None:
+    """The fields with a rule of their own: names, regexes, patience, classes, callbacks."""
     passed = tuple(config.model_fields_passed)
     _require(
         all(isinstance(f, str) and f in config.model and f != "name" for f in passed),
@@ -126,6 +138,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "None (never stop early) or a positive number of epochs",
         patience,
     )
+    classes = tuple(config.classes)
+    _require(
+        all(isinstance(c, int) and c >= 0 for c in classes) and len(set(classes)) == len(classes),
+        "classes",
+        "() for all, or distinct class indices such as (0, 1, 2)",
+        classes,
+    )
+    names = tuple(config.callbacks)
+    _require(
+        all(isinstance(n, str) and _is_attribute_path(n) for n in names),
+        "callbacks",
+        "() or 'package.module:Class' names, e.g. ('my_hooks:GradNorm',)",
+        names,
+    )
+
+
+def _check_pairs(config: ml_collections.ConfigDict) -> None:
+    """Fields that only make sense with another one set."""
     _require(
         config.init_exclude == "" or config.init_from != "",
         "init_exclude",
@@ -144,21 +174,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "False unless config.augment.flip=True (it says how the flips are drawn)",
         config.augment.flip_alternating,
     )
-    classes = tuple(config.classes)
-    _require(
-        all(isinstance(c, int) and c >= 0 for c in classes) and len(set(classes)) == len(classes),
-        "classes",
-        "() for all, or distinct class indices such as (0, 1, 2)",
-        classes,
-    )
-    names = tuple(config.callbacks)
-    _require(
-        all(isinstance(n, str) and _is_attribute_path(n) for n in names),
-        "callbacks",
-        "() or 'package.module:Class' names, e.g. ('my_hooks:GradNorm',)",
-        names,
-    )
-    check_groups(config.optimizer.param_groups)
 
 
 def _is_attribute_path(name: str) -> bool:

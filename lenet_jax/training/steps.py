@@ -99,48 +99,73 @@ def make_train_step(
     rule = ema if isinstance(ema, EmaRule) else EmaRule(decay=float(ema))
 
     def train_step(state: TrainState, images, labels, train_key):
-        dropout_key, augment_key = jax.random.split(step_key(train_key, state.step))
-        if axis_name is not None:  # augmentations take their slice of the global draws
-            dropout_key = device_key(dropout_key, axis_name)
-        x = normalize(images, mean, std, compute_dtype)
-        if augment is not None:
-            x = augment(augment_key, x)
-        if mirror_odd_epochs_of:
-            odd_epoch = (state.step // mirror_odd_epochs_of) % 2 == 1
-            x = jnp.where(odd_epoch, flip(x), x)
+        x, dropout_key = _step_inputs(
+            images, train_key, state.step, (mean, std, compute_dtype),
+            augment=augment, axis_name=axis_name, mirror_every=mirror_odd_epochs_of,
+        )  # fmt: skip
 
-        def objective(params):
-            out, batch_stats = model.apply_output(
-                params,
-                state.batch_stats,
-                x,
-                train=True,
-                rngs=model.rngs(dropout_key),
-                bound_axis=axis_name,
-            )
-            value = loss(out, labels)
-            return value.objective, (out.logits, value, batch_stats)
-
-        (_, (logits, value, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params
+        logits, value, batch_stats, grads = _gradients(
+            model, loss, state, x, labels, dropout_key, axis_name
         )
         sums = metrics.batch_sums(logits, labels, value.per_example, terms=value.terms)
         if axis_name is not None:
             grads, batch_stats = jax.lax.pmean((grads, batch_stats), axis_name)
             sums = jax.lax.psum(sums, axis_name)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        params, ema_params = ema_update(state, params, rule, accum_steps)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=params,
-            opt_state=opt_state,
-            batch_stats=batch_stats,
-            ema_params=ema_params,
-        )
-        return new_state, sums
+        return _updated(state, tx, grads, batch_stats, rule, accum_steps), sums
 
     return train_step
+
+
+def _gradients(model: Model, loss: Loss, state: TrainState, x, labels, dropout_key, axis_name):
+    """(logits, the loss's value, new batch statistics, the objective's gradients) of the
+    train-mode forward pass on `x`."""
+
+    def objective(params):
+        out, batch_stats = model.apply_output(
+            params,
+            state.batch_stats,
+            x,
+            train=True,
+            rngs=model.rngs(dropout_key),
+            bound_axis=axis_name,
+        )
+        value = loss(out, labels)
+        return value.objective, (out.logits, value, batch_stats)
+
+    (_, (logits, value, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(
+        state.params
+    )
+    return logits, value, batch_stats, grads
+
+
+def _step_inputs(images, train_key, step, normalization, *, augment, axis_name, mirror_every):
+    """(the step's normalised, augmented images, its dropout key): the step's key split
+    in two, the dropout one folded with the device under pmap (augmentations take their
+    slice of the global draws); every batch of an odd epoch mirrored with `mirror_every`."""
+    dropout_key, augment_key = jax.random.split(step_key(train_key, step))
+    if axis_name is not None:
+        dropout_key = device_key(dropout_key, axis_name)
+    x = normalize(images, *normalization)
+    if augment is not None:
+        x = augment(augment_key, x)
+    if mirror_every:
+        odd_epoch = (step // mirror_every) % 2 == 1
+        x = jnp.where(odd_epoch, flip(x), x)
+    return x, dropout_key
+
+
+def _updated(state: TrainState, tx, grads, batch_stats, rule: EmaRule, accum_steps: int):
+    """The state after one update: the optimizer's step, the EMA's, the new statistics."""
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    params, ema_params = ema_update(state, params, rule, accum_steps)
+    return state.replace(
+        step=state.step + 1,
+        params=params,
+        opt_state=opt_state,
+        batch_stats=batch_stats,
+        ema_params=ema_params,
+    )
 
 
 def ema_update(state: TrainState, params, rule: EmaRule, accum_steps: int):
