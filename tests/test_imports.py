@@ -122,3 +122,17 @@ def test_config_imports_only_the_bottom_layer():
     """Every layer reads the config; it reads none of them (its checks live in
     training/config_checks.py, beside the builder)."""
     assert {_layer(target) for target in _graph()["lenet_jax.config"]} <= {0}
+
+
+def test_every_function_fits_on_a_screen():
+    """At most 50 lines per function, so each can be read whole; a config's declaration of
+    its fields (`base_config`) is a table, not logic, and is excepted."""
+    long = [
+        f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > 50
+        and node.name != "base_config"
+    ]
+    assert not long, "\n".join(long)

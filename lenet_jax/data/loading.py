@@ -143,32 +143,7 @@ def _load_tfds(
             raise UserError(f"config.{_FIELDS[role]}={texts[role]!r} selects no examples of {name}")
 
     def build() -> dict[str, np.ndarray]:
-        """One pass over each split: the labels; a held split's images; the train split's
-        mean and std where they are computed. A streamed split's images are decoded only
-        for those statistics, and not kept."""
-        arrays = {}
-        for role in _ROLES:
-            stats = streaming.ChannelStats() if spec is None and role == "train" else None
-            keep_images = not streamed[role]
-            if keep_images or stats is not None:
-                source, keys = sources[role], (found.image_key, found.label_key)
-            else:
-                source = tfds_source.data_source(found, texts[role], decode_images=False)
-                keys = (found.label_key,)
-            images, labels = [], []
-            for chunk in streaming.read_chunks(source, keys):
-                labels.append(chunk[found.label_key])
-                if keep_images:
-                    images.append(chunk[found.image_key])
-                if stats is not None:
-                    stats.add(chunk[found.image_key])
-            arrays[f"{role}_labels"] = np.concatenate(labels)
-            if keep_images:
-                arrays[f"{role}_images"] = np.concatenate(images)
-            if stats is not None:  # computed once, then cached with the arrays
-                arrays["mean"], arrays["std"] = map(np.asarray, stats.result())
-        arrays["class_names"] = np.asarray(found.class_names)
-        return arrays
+        return _read_splits(found, sources, texts, streamed, with_stats=spec is None)
 
     arrays = cache.load_or_build(_cache_key(found, texts, streamed), build)
     for role in _ROLES:
@@ -178,6 +153,37 @@ def _load_tfds(
             )
     class_names = spec.class_names if spec is not None else arrays["class_names"]
     return _dataset(name, arrays, tuple(str(c) for c in class_names), spec, "tfds")
+
+
+def _read_splits(
+    found, sources: dict, texts: dict, streamed: dict, *, with_stats: bool
+) -> dict[str, np.ndarray]:
+    """One pass over each split: the labels; a held split's images; the train split's
+    mean and std where they are computed. A streamed split's images are decoded only
+    for those statistics, and not kept."""
+    arrays = {}
+    for role in _ROLES:
+        stats = streaming.ChannelStats() if with_stats and role == "train" else None
+        keep_images = not streamed[role]
+        if keep_images or stats is not None:
+            source, keys = sources[role], (found.image_key, found.label_key)
+        else:
+            source = tfds_source.data_source(found, texts[role], decode_images=False)
+            keys = (found.label_key,)
+        images, labels = [], []
+        for chunk in streaming.read_chunks(source, keys):
+            labels.append(chunk[found.label_key])
+            if keep_images:
+                images.append(chunk[found.image_key])
+            if stats is not None:
+                stats.add(chunk[found.image_key])
+        arrays[f"{role}_labels"] = np.concatenate(labels)
+        if keep_images:
+            arrays[f"{role}_images"] = np.concatenate(images)
+        if stats is not None:  # computed once, then cached with the arrays
+            arrays["mean"], arrays["std"] = map(np.asarray, stats.result())
+    arrays["class_names"] = np.asarray(found.class_names)
+    return arrays
 
 
 def _cache_key(found, texts: dict, streamed: dict) -> str:

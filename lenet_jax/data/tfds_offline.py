@@ -26,9 +26,22 @@ def write_tfds_dataset(
     Features other than the image and the label (cifar10's `id`, cifar100's
     `coarse_label`) get a neutral value, since every example must carry every feature.
     """
+    found = tfds_source.open_dataset(name, data_dir)
+    config = found.builder.builder_config
+    builder = _offline_builder(name, found, splits)(
+        data_dir=data_dir,
+        config=config.name if config is not None else None,
+        file_format="array_record",
+    )
+    builder.download_and_prepare()
+    return os.fspath(builder.data_dir)
+
+
+def _offline_builder(name: str, found, splits: dict):
+    """A builder class of the registered dataset's name, version, config and features that
+    generates `splits` instead of downloading."""
     import tensorflow_datasets as tfds
 
-    found = tfds_source.open_dataset(name, data_dir)
     registered = found.builder
     features = registered.info.features
     config = registered.builder_config
@@ -64,13 +77,7 @@ def write_tfds_dataset(
                 yield i, example
 
     OfflineBuilder.name = registered.name
-    builder = OfflineBuilder(
-        data_dir=data_dir,
-        config=config.name if config is not None else None,
-        file_format="array_record",
-    )
-    builder.download_and_prepare()
-    return os.fspath(builder.data_dir)
+    return OfflineBuilder
 
 
 def _png(image: np.ndarray) -> bytes:

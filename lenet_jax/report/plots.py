@@ -118,31 +118,29 @@ def plot_misclassified(
         f"{len(wrong):,} of {len(labels):,} images misclassified; the first {len(shown)}:",
         fontsize=13,
     )
-    # One mosaic in one axes, with a caption band under each tile: drawing dozens of
-    # sub-axes is most of the cost of this figure.
+    captions = [
+        f"true: {class_names[labels[i]]}\npred: {class_names[predictions[i]]}" for i in shown
+    ]
+    tiles = np.stack([images[int(i)] for i in shown])  # a streamed split reads by index
+    _mosaic(fig.add_subplot(), tiles, captions, rows, cols)
+    return save_figure(fig, path)
+
+
+def _mosaic(ax, images: np.ndarray, captions: list[str], rows: int, cols: int) -> None:
+    """The images as one mosaic in one axes, with a caption band under each tile: drawing
+    dozens of sub-axes is most of the cost of such a figure."""
     height, width = images.shape[1:3]
     gap, band = max(2, width // 8), int(height * 0.75)
     canvas = np.full((rows * (height + band), cols * (width + gap), 3), 255, np.uint8)
-    ax = fig.add_subplot()
-    for k, index in enumerate(shown):
+    for k, (image, caption) in enumerate(zip(images, captions, strict=True)):
         row, col = divmod(k, cols)
         top, left = row * (height + band), col * (width + gap)
-        image = images[index]
         canvas[top : top + height, left : left + width] = (
             np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
         )
-        true, pred = class_names[labels[index]], class_names[predictions[index]]
-        ax.text(
-            left + width / 2,
-            top + height + 1,
-            f"true: {true}\npred: {pred}",
-            ha="center",
-            va="top",
-            fontsize=9,
-        )
+        ax.text(left + width / 2, top + height + 1, caption, ha="center", va="top", fontsize=9)
     ax.imshow(canvas, interpolation="nearest")
     ax.set_axis_off()
-    return save_figure(fig, path)
 
 
 def write_run_plots(

@@ -85,11 +85,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     state, test, train = loop.train(placed, start.totals, start.step)
                 finally:
                     profiler.stop()
-    # A host copy: the state may span other processes' devices.
-    host_state = jax.device_get(run.strategy.host_state(state))
     return TrainResult(
         run,
-        host_state,
+        jax.device_get(run.strategy.host_state(state)),  # it may span others' devices
         loop.step,
         test=test,
         train=train,
