@@ -24,6 +24,7 @@ from conftest import REPO, child_env, tiny_config_for
 
 from lenet_jax.config import base_config, load_config_file
 from lenet_jax.errors import UserError
+from lenet_jax.inspect import inspect_workdir
 from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.report.inference import load_run
 from lenet_jax.training import loop as trainer
@@ -226,7 +227,7 @@ STATES = {
 
 
 @pytest.mark.parametrize("state", sorted(STATES))
-@pytest.mark.parametrize("command", ["evaluate", "predict"])
+@pytest.mark.parametrize("command", ["evaluate", "predict", "inspect"])
 def test_reading_a_workdir_that_holds_no_finished_run_is_one_line_and_changes_nothing(
     command, state, finished_run, tmp_path
 ):
@@ -235,6 +236,8 @@ def test_reading_a_workdir_that_holds_no_finished_run_is_one_line_and_changes_no
     with pytest.raises(UserError, match=STATES[state]) as raised:
         if command == "evaluate":
             evaluate_workdir(str(workdir), "latest")
+        elif command == "inspect":
+            inspect_workdir(str(workdir))
         else:
             load_run(str(workdir), "latest")  # what predict reads before any image
     assert "\n" not in str(raised.value)
@@ -347,7 +350,7 @@ def test_an_unreadable_or_unwritable_path_is_one_line_naming_it(
 ACCEPTED_FLAGS = {("summary", "--input_shape="): "empty is the dataset's own image shape"}
 
 
-@pytest.mark.parametrize("command", ["evaluate", "predict", "summary"])
+@pytest.mark.parametrize("command", ["evaluate", "predict", "summary", "inspect"])
 def test_every_flag_of_a_command_given_wrong_is_one_line(command, finished_run, tmp_path):
     from PIL import Image
 
@@ -358,6 +361,7 @@ def test_every_flag_of_a_command_given_wrong_is_one_line(command, finished_run, 
         "evaluate": [f"--workdir={workdir}"],
         "predict": [f"--workdir={workdir}", str(image)],
         "summary": ["--config=configs/fashion_d2l.py"],
+        "inspect": [f"--workdir={workdir}"],
     }[command]
     before = _digest(workdir)
     done = subprocess.run(
