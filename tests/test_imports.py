@@ -14,9 +14,9 @@ LAYERS = [
     (
         "pure JAX: no I/O, no config",
         ["ops", "models.contract", "models.linen_model", "models.nnx_model", "models.probe",
-         "training.state", "training.steps", "training.losses", "training.metrics",
-         "training.optim", "training.augment", "training.param_groups", "training.replicas",
-         "training.compile_options"],
+         "training.state", "training.steps", "training.eval_steps", "training.losses",
+         "training.metrics", "training.optim", "training.augment", "training.param_groups",
+         "training.replicas", "training.compile_options"],
     ),  # fmt: skip
     (
         "data, models and devices",

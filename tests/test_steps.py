@@ -10,7 +10,7 @@ from flax import linen as nn
 from lenet_jax import prng
 from lenet_jax.models import get_model
 from lenet_jax.models.linen_model import as_model
-from lenet_jax.training import augment, metrics, steps
+from lenet_jax.training import augment, eval_steps, metrics, steps
 from lenet_jax.training.state import TrainState, create_train_state
 
 
@@ -100,7 +100,7 @@ def test_eval_step_sums_are_exact_and_respect_the_mask():
         opt_state=(),
         batch_stats={},
     )
-    eval_step = steps.make_eval_step(model, mean=(0.0,), std=(1 / 255,))
+    eval_step = eval_steps.make_eval_step(model, mean=(0.0,), std=(1 / 255,))
     # pixel value k (after normalisation) selects row k of the table.
     images = jnp.array([0, 1, 2, 1], jnp.uint8).reshape(4, 1, 1, 1)
     labels = jnp.array([0, 0, 2, 1])
@@ -242,7 +242,7 @@ def test_test_time_augmentation_averages_the_views_logits():
     model = get_model("lenet_modern", batch_norm=True)
     state = create_train_state(model, optax.sgd(0.1), prng.key(0), (28, 28, 1))
     images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1)), jnp.uint8)
-    plain = steps.make_predict_step(model, mean=(0.5,), std=(0.25,))
+    plain = eval_steps.make_predict_step(model, mean=(0.5,), std=(0.25,))
     x = steps.normalize(images, (0.5,), (0.25,))
 
     def logits_of(view):  # a float view fed through the plain step's model call
@@ -253,6 +253,6 @@ def test_test_time_augmentation_averages_the_views_logits():
 
     np.testing.assert_allclose(plain(state, images), logits_of(x), rtol=1e-5, atol=1e-6)
     for mode in ("flip", "flip_translate"):
-        tta = steps.make_predict_step(model, mean=(0.5,), std=(0.25,), tta=mode)
+        tta = eval_steps.make_predict_step(model, mean=(0.5,), std=(0.25,), tta=mode)
         expected = sum(w * logits_of(v) for w, v in augment.tta_views(x, mode))
         np.testing.assert_allclose(tta(state, images), expected, rtol=1e-5, atol=1e-6)

@@ -25,6 +25,7 @@ from lenet_jax.training import (
     compile_options,
     config_checks,
     distributed,
+    eval_steps,
     losses,
     parallel,
     param_groups,
@@ -178,7 +179,7 @@ class Run:
 
     def eval_step(self):
         """The eval step, for the strategy's `compile_eval`."""
-        return steps.make_eval_step(
+        return eval_steps.make_eval_step(
             self.model,
             **self._normalization(),
             axis_name=self.strategy.axis_name,
@@ -190,13 +191,13 @@ class Run:
     def predict_step(self):
         """Eval-mode logits for one device (`jax.jit` it), whatever the strategy: (batch,
         classes), or (N, batch, classes) for a population."""
-        predict = steps.make_predict_step(self.model, **self._normalization())
+        predict = eval_steps.make_predict_step(self.model, **self._normalization())
         return replicas.vectorize_predict(predict, self.num_replicas, self.replica_loop)
 
     def score_step(self):
         """Eval-mode `(state, images, labels, mask) -> (logits, the loss's per-example
         terms)` for one device, as `predict_step` (what `evaluate` scores a split with)."""
-        score = steps.make_score_step(self.model, loss=self.loss, **self._normalization())
+        score = eval_steps.make_score_step(self.model, loss=self.loss, **self._normalization())
         return replicas.vectorize_predict(score, self.num_replicas, self.replica_loop)
 
     def ema_rule(self) -> steps.EmaRule:
