@@ -42,17 +42,17 @@ def chosen_images(snapshot, paths: list[str]) -> tuple[np.ndarray, np.ndarray, i
     `predict` loads them (labels: -1, unknown), or the test images worth a look."""
     from lenet_jax.predict import load_image
     from lenet_jax.report import inside
-    from lenet_jax.report.inference import predict_split
+    from lenet_jax.report.inference import predict_split, softmax
 
     if paths:
         images = np.stack([load_image(path, snapshot.dataset.image_shape)[0] for path in paths])
         return images, np.full(len(images), -1), len(images)
     logits, labels = predict_split(snapshot, "test")
-    picked = inside.chosen_examples(labels, np.asarray(logits))
+    picked = inside.chosen_examples(labels, softmax(np.asarray(logits, np.float64)))
     classes = len(np.unique(labels))
     shown = picked[: SALIENCY_ROWS // 2] + picked[classes:][: SALIENCY_ROWS // 2]
-    images = snapshot.dataset.split("test")[0]
-    return np.asarray(images[shown]), labels[shown], len(shown)
+    images = snapshot.dataset.split("test")[0]  # a streamed split reads by index
+    return np.stack([images[i] for i in shown]), labels[shown], len(shown)
 
 
 def draw(snapshot, images: np.ndarray, labels: np.ndarray, layer: str | None) -> dict:

@@ -27,8 +27,8 @@ from PIL import Image, UnidentifiedImageError
 
 from lenet_jax import cli
 from lenet_jax.errors import UserError
-from lenet_jax.report.inference import combined_logits, load_run, predict_images
-from lenet_jax.training.run import Snapshot
+from lenet_jax.report.inference import combined_logits, load_run, predict_images, softmax
+from lenet_jax.training.results import Snapshot
 
 TOP_K = 3
 EXIT_SOME_FAILED = 1
@@ -62,12 +62,6 @@ def load_image(path: str, image_shape: tuple[int, int, int]) -> tuple[np.ndarray
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     array = np.asarray(image, np.uint8)
     return array.reshape(height, width, channels), notes
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def classify(run: Snapshot, images: np.ndarray, replica: int | None = None) -> np.ndarray:

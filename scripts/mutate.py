@@ -66,6 +66,7 @@ def _tests(file: str, *names: str) -> tuple[str, ...]:
 
 TARGETS: tuple[Target, ...] = (
     Target("lenet_jax/training/steps.py", ("tests/test_steps.py",)),
+    Target("lenet_jax/training/eval_steps.py", ("tests/test_steps.py",)),
     Target(
         "lenet_jax/training/metrics.py",
         (
@@ -134,9 +135,20 @@ TARGETS: tuple[Target, ...] = (
             *_tests(
                 "test_checkpointing", "test_resumed_run_is_bit_identical_to_an_uninterrupted_one"
             ),
+        ),
+        functions=("Loop.train",),  # the resume path's loop half
+    ),
+    Target(
+        "lenet_jax/training/resume.py",
+        (
+            *_tests(
+                "test_checkpointing",
+                "test_incompatible_workdir_names_the_mismatch_and_keeps_everything",
+                "test_corrupt_latest_falls_back_to_the_previous_good_one",
+                "test_resumed_run_is_bit_identical_to_an_uninterrupted_one",
+            ),
             *_tests("test_warm_start", "test_a_checkpoint_step_directory_is_a_source_too"),
         ),
-        functions=("restore_or_init", "Loop.train"),  # the resume path
     ),
     Target(
         "lenet_jax/training/augment.py",

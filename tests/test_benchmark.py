@@ -12,6 +12,7 @@ from conftest import REPO
 from lenet_jax.bench import machine, report, step_timing, targets, torch_reference
 from lenet_jax.config import load_config_file
 from lenet_jax.errors import UserError
+from lenet_jax.training import keys as keys_lib
 from lenet_jax.training import run as run_lib
 
 
@@ -67,7 +68,7 @@ def test_measure_steps_refuses_no_steps(tiny_config):
 def test_host_batches_follow_the_trainers_epoch_order(tiny_config):
     setup = run_lib.build_run(tiny_config)
     batch_at = step_timing.host_batches(setup)
-    order = run_lib.epoch_order(setup.keys["data"], 1, 512)
+    order = keys_lib.epoch_order(setup.keys["data"], 1, 512)
     images, labels = batch_at(8 + 3)  # epoch 1, batch 3
     np.testing.assert_array_equal(labels, setup.dataset.train_labels[order[192:256]])
     np.testing.assert_array_equal(images, setup.dataset.train_images[order[192:256]])

@@ -14,9 +14,9 @@ LAYERS = [
     (
         "pure JAX: no I/O, no config",
         ["ops", "models.contract", "models.linen_model", "models.nnx_model", "models.probe",
-         "training.state", "training.steps", "training.eval_steps", "training.losses",
-         "training.metrics", "training.optim", "training.augment", "training.param_groups",
-         "training.replicas", "training.compile_options"],
+         "training.state", "training.steps", "training.eval_steps", "training.keys",
+         "training.losses", "training.metrics", "training.optim", "training.augment",
+         "training.param_groups", "training.replicas", "training.compile_options"],
     ),  # fmt: skip
     (
         "data, models and devices",
@@ -25,9 +25,10 @@ LAYERS = [
     ),  # fmt: skip
     (
         "the run builder and its epoch runners",
-        ["training.run", "training.run_data", "training.config_checks", "training.epochs",
-         "training.callbacks", "training.profiling", "training.progress", "training.warm_start",
-         "training.resume", "training.workdir", "training.checkpointing", "training.metrics_log"],
+        ["training.run", "training.run_data", "training.results", "training.cadence",
+         "training.config_checks", "training.epochs", "training.callbacks", "training.profiling",
+         "training.progress", "training.warm_start", "training.resume", "training.workdir",
+         "training.checkpointing", "training.metrics_log"],
     ),  # fmt: skip
     ("the loop", ["training"]),
     ("reports", ["report", "bench"]),

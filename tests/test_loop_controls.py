@@ -9,7 +9,7 @@ from conftest import REPO, child_env, tiny_train_command
 
 from lenet_jax.errors import UserError
 from lenet_jax.report.evaluation import evaluate_workdir
-from lenet_jax.training import checkpointing
+from lenet_jax.training import cadence, checkpointing
 from lenet_jax.training import loop as loop_lib
 from lenet_jax.training.config_checks import validate
 from lenet_jax.training.loop import TimeBudgetReached, train_and_evaluate
@@ -38,9 +38,9 @@ def test_early_stopping_stops_with_a_checkpoint_and_a_rerun_respects_it(
 
 
 def test_the_first_best_score_follows_the_metrics_direction():
-    assert loop_lib.first_best([0.5, 0.3, 0.3, 0.4], higher_is_better=False) == 1
-    assert loop_lib.first_best([0.5, 0.7, 0.7, 0.4], higher_is_better=True) == 1
-    assert loop_lib.first_best([0.5, 0.3, 0.7], higher_is_better=True) == 2
+    assert cadence.first_best([0.5, 0.3, 0.3, 0.4], higher_is_better=False) == 1
+    assert cadence.first_best([0.5, 0.7, 0.7, 0.4], higher_is_better=True) == 1
+    assert cadence.first_best([0.5, 0.3, 0.7], higher_is_better=True) == 2
 
 
 def test_bad_values_get_one_line_naming_the_field(tiny_config):

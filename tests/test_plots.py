@@ -8,7 +8,8 @@ from PIL import Image
 
 from lenet_jax import data as data_lib
 from lenet_jax.report import plots
-from lenet_jax.training.run import Snapshot, build_run
+from lenet_jax.training.results import Snapshot
+from lenet_jax.training.run import build_run
 
 FASHION = data_lib.DATASETS["fashion_mnist"].class_names
 

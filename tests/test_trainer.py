@@ -10,8 +10,8 @@ from conftest import REPO, requires_fashion
 from lenet_jax.config import load_config_file
 from lenet_jax.errors import UserError
 from lenet_jax.report.inference import load_run
+from lenet_jax.training import keys as keys_lib
 from lenet_jax.training import loop as trainer
-from lenet_jax.training import run as run_lib
 from lenet_jax.training.metrics_log import read_rows
 
 
@@ -48,10 +48,10 @@ def test_same_seed_gives_identical_params_and_another_seed_does_not(tiny_config,
 
 
 def test_epoch_order_is_a_pure_function_of_key_and_epoch():
-    keys = run_lib.make_keys(0)
-    first = run_lib.epoch_order(keys["data"], 3, 100)
-    np.testing.assert_array_equal(first, run_lib.epoch_order(keys["data"], 3, 100))
-    assert not np.array_equal(first, run_lib.epoch_order(keys["data"], 4, 100))
+    keys = keys_lib.make_keys(0)
+    first = keys_lib.epoch_order(keys["data"], 3, 100)
+    np.testing.assert_array_equal(first, keys_lib.epoch_order(keys["data"], 3, 100))
+    assert not np.array_equal(first, keys_lib.epoch_order(keys["data"], 4, 100))
     assert sorted(first) == list(range(100))
 
 

@@ -23,7 +23,8 @@ import numpy as np
 from lenet_jax.bench.machine import count_compiles, summarize_ms
 from lenet_jax.errors import UserError
 from lenet_jax.training import batches
-from lenet_jax.training.run import Run, build_run, epoch_order
+from lenet_jax.training.keys import epoch_order
+from lenet_jax.training.run import Run, build_run
 
 
 def host_batches(run: Run) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:

@@ -10,7 +10,7 @@ import numpy as np
 from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.training import metrics
-from lenet_jax.training.run import Snapshot
+from lenet_jax.training.results import Snapshot
 
 
 def evaluate_workdir(

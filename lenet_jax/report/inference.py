@@ -14,7 +14,8 @@ from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.training import batches, checkpointing, compilation_cache, metrics, parallel
 from lenet_jax.training import workdir as workdir_lib
-from lenet_jax.training.run import Snapshot, build_run
+from lenet_jax.training.results import Snapshot
+from lenet_jax.training.run import build_run
 from lenet_jax.training.run_data import load_data
 
 PREDICT_BATCH = 1000
@@ -75,6 +76,13 @@ def combined_logits(logits: np.ndarray, replica: int | None = None) -> np.ndarra
             raise UserError(f"--replica={replica}: the run has replicas 0 to {len(logits) - 1}")
         return logits[replica]
     return np.asarray(metrics.ensemble_logits(logits))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of (..., classes) logits, on the host."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def predict_split(snapshot: Snapshot, split: str = "test") -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from lenet_jax.errors import UserError
 from lenet_jax.models import probe
 from lenet_jax.report.inference import predict_split
 from lenet_jax.training import batches, parallel, steps
-from lenet_jax.training.run import Snapshot
+from lenet_jax.training.results import Snapshot
 
 FEATURE_BATCH = 500
 
@@ -93,7 +93,7 @@ def grad_cam(
     snapshot: Snapshot, images: np.ndarray, classes: np.ndarray, layer: str | None = None
 ) -> tuple[str, np.ndarray]:
     """(layer path, heat maps (N, h, w)) of Grad-CAM (Selvaraju et al., 2017) on `layer`
-    (default: the last convolution): each channel of the layer's output weighted by the
+    (default: the last spatial layer, `layer_named`): each channel of its output weighted by the
     spatial mean of the class score's gradient with respect to it, summed, and clipped at
     zero; h and w are the layer's own."""
     x = _normalise(snapshot, images)
@@ -145,14 +145,14 @@ def _grid_of(reached: np.ndarray) -> list[float]:
     first = reached[cells].argmax(-1)
     last = size - 1 - reached[cells, ::-1].argmax(-1)
     starts, ends = cells[first > 0], cells[last < size - 1]
-    steps = [
+    strides = [
         *(np.diff(first[first > 0]) / np.diff(starts)),
         *(np.diff(last[last < size - 1]) / np.diff(ends)),
     ]
-    if not steps or not len(starts) or not len(ends):
+    if not strides or not len(starts) or not len(ends):
         count = reached.shape[0]
         return [(size / count - 1) / 2, size / count]
-    stride = float(np.median(steps))
+    stride = float(np.median(strides))
     a0 = np.median(first[first > 0] - stride * starts)
     b0 = np.median(last[last < size - 1] - stride * ends)
     return [float((a0 + b0) / 2), stride]

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 
 from lenet_jax.models import probe
 from lenet_jax.report import inside
-from lenet_jax.report.inference import predict_split
-from lenet_jax.training.run import Snapshot
+from lenet_jax.report.inference import predict_split, softmax
+from lenet_jax.training.results import Snapshot
 
 MAX_CHANNELS = 16  # per layer in feature_maps; the rest are counted in the title
 
@@ -165,7 +165,7 @@ def classes(snapshot: Snapshot, *, correct: int = 4, mistakes: int = 3) -> Figur
     """Per class: its most confidently right test examples, then the most confident mistakes
     on it (the true class predicted as another), each with its probability."""
     logits, labels = predict_split(snapshot, "test")
-    probabilities = _softmax(np.asarray(logits, np.float64))
+    probabilities = softmax(np.asarray(logits, np.float64))
     predicted = probabilities.argmax(-1)
     images = snapshot.dataset.split("test")[0]
     names = snapshot.dataset.class_names
@@ -192,11 +192,6 @@ def classes(snapshot: Snapshot, *, correct: int = 4, mistakes: int = 3) -> Figur
         )  # fmt: skip
     fig.suptitle(f"right (left {correct}) and the most confident mistakes (right {mistakes})")
     return fig
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
 
 
 def _message(text: str) -> Figure:

@@ -18,7 +18,7 @@ from lenet_jax.report.inference import combined_logits, predict_split
 from lenet_jax.report.page import PLOTS_DIR
 from lenet_jax.training.metrics import confusion_matrix
 from lenet_jax.training.metrics_log import read_rows
-from lenet_jax.training.run import Snapshot
+from lenet_jax.training.results import Snapshot
 
 _DPI = 120
 

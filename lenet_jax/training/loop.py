@@ -8,7 +8,6 @@ no plotting: the `train` command draws them from what this returns.
 """
 
 import contextlib
-import dataclasses
 import os
 import time
 
@@ -21,31 +20,19 @@ from lenet_jax.data.streaming import is_streamed
 from lenet_jax.training import batches, checkpointing, compilation_cache, distributed, lock, metrics
 from lenet_jax.training import callbacks as callbacks_lib
 from lenet_jax.training import workdir as workdir_lib
+from lenet_jax.training.cadence import first_best, is_checkpoint_epoch, is_eval_epoch
 from lenet_jax.training.distributed import log
 from lenet_jax.training.epochs import check_finite, make_runner
 from lenet_jax.training.metrics import Totals
 from lenet_jax.training.preemption import Preempted, PreemptionGuard, TimeBudgetReached
 from lenet_jax.training.profiling import StepProfiler
+from lenet_jax.training.results import TrainResult
 from lenet_jax.training.resume import restore_or_init
-from lenet_jax.training.run import Run, Snapshot, build_run
+from lenet_jax.training.run import Run, build_run
 from lenet_jax.training.tensorboard import SUBDIR as TENSORBOARD_DIR
 from lenet_jax.training.writers import create_writer
 
 EMA_SPLIT = "test_ema"  # the test rows of the parameters' moving average
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainResult(Snapshot):
-    """The final state (on the host) with the final test metrics and the last train row."""
-
-    test: dict = dataclasses.field(default_factory=dict)
-    train: dict = dataclasses.field(default_factory=dict)
-    # Predicted classes of the test split by the final state (None on several processes).
-    test_predictions: np.ndarray | None = None
-    stop_reason: str = ""  # why the run ended before config.num_epochs (early stopping)
-    test_ema: dict = dataclasses.field(default_factory=dict)  # the EMA's final test metrics
-    resumed_from: int = 0  # the checkpoint's step this process started from (0: fresh)
-    steps_trained: int = 0  # the train steps this process ran (the rest were restored)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
@@ -285,28 +272,8 @@ class Loop:
         self.ckpts.save(self.step, host_state, loop, metrics=metrics)
 
 
-def first_best(scores: list[float], higher_is_better: bool) -> int:
-    """The index of the first best of `scores`."""
-    sign = 1 if higher_is_better else -1
-    return max(range(len(scores)), key=lambda i: (sign * scores[i], -i))
-
-
-def is_due(epoch: int, every: int, config) -> bool:
-    """Whether something done every `every` epochs (and after the last) is due after
-    0-based `epoch`."""
-    return epoch + 1 == config.num_epochs or (epoch + 1) % every == 0
-
-
 @jax.jit
 def trees_equal(a, b) -> jax.Array:
     """Whether two parameter trees hold the same values, as one scalar from the device."""
     leaves = [jnp.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
     return jnp.all(jnp.stack(leaves))
-
-
-def is_eval_epoch(epoch: int, config) -> bool:
-    return is_due(epoch, config.eval_every_epochs, config)
-
-
-def is_checkpoint_epoch(epoch: int, config) -> bool:
-    return is_due(epoch, config.checkpoint_every_epochs, config)

@@ -15,7 +15,6 @@ import ml_collections
 import numpy as np
 import optax
 
-from lenet_jax import prng
 from lenet_jax.data import Dataset
 from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
@@ -33,44 +32,11 @@ from lenet_jax.training import (
     steps,
     warm_start,
 )
+from lenet_jax.training.compile_options import run_once
+from lenet_jax.training.keys import epoch_order, make_keys
 from lenet_jax.training.optim import make_optimizer, make_schedule
 from lenet_jax.training.run_data import alternating_flips_start, load_data
 from lenet_jax.training.state import TrainState, create_train_state, state_from
-
-# LLVM's optimisation level for programs that run once (init, a warm start's state). Level 1
-# compiles them several times faster than the default 2, and a single call gains nothing from
-# the slower passes. Random draws keep their bits; a data-dependent init (airbench's
-# whitening) may sum in another order, so it matches plain `jax.jit` to float32 rounding.
-RUN_ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
-
-
-def run_once(fn, *args, options: dict | None = None):
-    """`jax.jit(fn)(*args)`, compiled for a single call (`RUN_ONCE_COMPILER_OPTIONS`, over
-    the run's own `options`)."""
-    options = {**(options or {}), **RUN_ONCE_COMPILER_OPTIONS}
-    return jax.jit(fn).lower(*args).compile(compiler_options=options)(*args)
-
-
-def make_keys(seed: int, num_replicas: int = 1, *, own_data: bool = False) -> dict[str, jax.Array]:
-    """One root key split once: init, per-step train (dropout, augmentation) and data order.
-
-    A population's init and train keys are (N,), each folded with its replica's index, and
-    so is the data key when each replica has its own data order (`own_data`).
-    """
-    init_key, train_key, data_key = jax.random.split(prng.key(seed), 3)
-    keys = {"init": init_key, "train": train_key, "data": data_key}
-    if num_replicas > 1:
-        for name in ("init", "train", "data") if own_data else ("init", "train"):
-            keys[name] = replicas.replica_keys(keys[name], num_replicas)
-    return keys
-
-
-def epoch_order(data_key: jax.Array, epoch: int, num_examples: int) -> np.ndarray:
-    """The example order of `epoch`: a pure function of (data key, epoch); (N, examples) for
-    a population's (N,) data keys, one order per replica."""
-    if data_key.ndim:
-        return np.stack([epoch_order(key, epoch, num_examples) for key in data_key])
-    return np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,26 +287,3 @@ def _optimizer(config, model: Model, dataset: Dataset, steps_per_epoch: int):
         groups=tuple(config.optimizer.param_groups),
     )
     return schedule, tx
-
-
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
-    """A run with its state at one step: what training returns and evaluate, predict and
-    the plots read."""
-
-    run: Run
-    state: TrainState  # plain and unreplicated, on the host's default device
-    step: int
-    weights: str = "raw"  # what state.params holds: the raw parameters, or the EMA's
-
-    @property
-    def config(self) -> ml_collections.ConfigDict:
-        return self.run.config
-
-    @property
-    def dataset(self) -> Dataset:
-        return self.run.dataset
-
-    @property
-    def model(self) -> Model:
-        return self.run.model
