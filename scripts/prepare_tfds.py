@@ -17,7 +17,7 @@ import hashlib
 import os
 import sys
 
-from lenet_jax.data import DATASETS, idx, image_folder, tfds_offline, tfds_source
+from lenet_jax.data import DATASETS, idx, image_folder, tfds_offline, tfds_preparation, tfds_source
 from lenet_jax.data.loading import load_dataset
 from lenet_jax.errors import UserError
 
@@ -54,7 +54,8 @@ def main() -> None:
         data_dir = args.data_dir or os.fspath(
             tfds_source.open_dataset(args.name).builder.data_dir_root
         )
-        if args.name == "fashion_mnist" and not args.image_folder and tfds_source.has_tensorflow():
+        stock = args.name == "fashion_mnist" and not args.image_folder
+        if stock and tfds_preparation.has_tensorflow():
             print(stock_fashion_mnist(data_dir))
             return
         if args.image_folder:

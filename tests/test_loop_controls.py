@@ -12,8 +12,9 @@ from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.training import cadence, checkpointing
 from lenet_jax.training import loop as loop_lib
 from lenet_jax.training.config_checks import validate
-from lenet_jax.training.loop import TimeBudgetReached, train_and_evaluate
+from lenet_jax.training.loop import train_and_evaluate
 from lenet_jax.training.metrics_log import read_rows
+from lenet_jax.training.preemption import TimeBudgetReached
 
 
 @pytest.mark.parametrize("best_metric", ["accuracy", "loss"])

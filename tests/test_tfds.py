@@ -15,7 +15,7 @@ from cli_checks import train_checks
 from conftest import sigterm_as_epoch_starts, tiny_config_for, tiny_train_args
 
 from lenet_jax import data
-from lenet_jax.data import cache, streaming, tfds_offline, tfds_source
+from lenet_jax.data import cache, streaming, tfds_offline, tfds_preparation, tfds_source
 from lenet_jax.errors import UserError
 from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.train import train_and_evaluate
@@ -138,20 +138,20 @@ def test_filled_download_cache_needs_no_network(tmp_path, monkeypatch):
     def unresolvable(*args, **kwargs):
         raise OSError("no network")
 
-    monkeypatch.setattr(tfds_source.socket, "getaddrinfo", unresolvable)
+    monkeypatch.setattr(tfds_preparation.socket, "getaddrinfo", unresolvable)
     for variable in ("https_proxy", "http_proxy", "all_proxy", "HTTPS_PROXY", "HTTP_PROXY"):
         monkeypatch.delenv(variable, raising=False)
     builder = tfds_source.open_dataset("fashion_mnist", str(tmp_path)).builder
-    blocker = tfds_source.preparation_blocker(builder)
+    blocker = tfds_preparation.preparation_blocker(builder)
     assert "fashion-mnist.s3-website.eu-central-1.amazonaws.com" in blocker
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     for url, info in builder.url_infos.items():
         (downloads / resource.get_dl_fname(url, info.checksum)).write_bytes(b"cached")
-    assert not tfds_source.needs_download(builder)
-    assert "cannot be reached" not in (tfds_source.preparation_blocker(builder) or "")
+    assert not tfds_preparation.needs_download(builder)
+    assert "cannot be reached" not in (tfds_preparation.preparation_blocker(builder) or "")
     monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
-    assert tfds_source._online(["fashion-mnist.s3-website.eu-central-1.amazonaws.com"])
+    assert tfds_preparation._online(["fashion-mnist.s3-website.eu-central-1.amazonaws.com"])
 
 
 def test_tfds_data_dir_is_passed_not_read_from_home(tmp_path):

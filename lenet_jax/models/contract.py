@@ -27,10 +27,7 @@ written for pmap (`axis_name="batch"`) runs anywhere. A failure inside the modul
 one `ModelError` line that names the contract point.
 """
 
-import functools
-import inspect
 import re
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -40,24 +37,13 @@ from flax import errors as flax_errors
 
 from lenet_jax import prng
 from lenet_jax.errors import UserError, first_line
+from lenet_jax.models.calls import bind_axis, stream_key
 
-MODE_NAMES = ("train", "training")  # True in train mode
-INVERTED_MODE_NAMES = ("deterministic",)  # True in eval mode
 _MAX_PROBES = 8  # RNG streams plus axis names a module may reveal one at a time
 
 
 class ModelError(UserError):
     """The module broke the contract, or failed inside, at a named contract point."""
-
-
-def stream_key(base: jax.Array, stream: str) -> jax.Array:
-    """The key of RNG stream `stream` in a step: `base` itself for "dropout", else folded.
-
-    A stable hash of the name (not Python's salted `hash`) keeps it the same across runs.
-    """
-    if stream == "dropout":
-        return base
-    return jax.random.fold_in(base, zlib.crc32(stream.encode()) & 0x7FFFFFFF)
 
 
 class Output(NamedTuple):
@@ -154,7 +140,7 @@ class Model:
 
         for axis in self.axis_names:
             if axis != bound_axis:
-                call = _bind_axis(call, axis)
+                call = bind_axis(call, axis)
         return call(params, batch_stats, images, rngs)
 
     def check(self, image_shape: Sequence[int], num_classes: int) -> None:
@@ -240,31 +226,3 @@ class Model:
                 "names them, a mode keyword (train, training or deterministic) and rngs"
             )
         return ""
-
-
-def _bind_axis(fn: Callable, axis: str) -> Callable:
-    """`fn` under a named axis of size 1: its collectives over `axis` become identities."""
-
-    @functools.wraps(fn)
-    def bound(*args):
-        out = jax.vmap(fn, in_axes=None, axis_size=1, axis_name=axis)(*args)
-        return jax.tree.map(lambda x: x[0], out)
-
-    return bound
-
-
-def mode_of_call(fn) -> tuple[str | None, bool]:
-    """(keyword, inverted) of a `__call__`'s mode keyword, or (None, False) if it has none."""
-    parameters = parameters_of(fn)
-    for name in MODE_NAMES + INVERTED_MODE_NAMES:
-        if name in parameters:
-            return name, name in INVERTED_MODE_NAMES
-    return None, False
-
-
-def parameters_of(fn) -> dict[str, inspect.Parameter]:
-    """`fn`'s parameters by name; none where Python cannot read its signature."""
-    try:
-        return dict(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return {}

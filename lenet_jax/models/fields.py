@@ -21,7 +21,7 @@ from flax import linen as nn
 from flax import nnx
 
 from lenet_jax.errors import UserError
-from lenet_jax.models.contract import parameters_of
+from lenet_jax.models.calls import parameters_of
 
 ModelFactory = Callable[..., nn.Module | nnx.Module]
 # Filled in by the trainer, never by the config: not passed where a module lacks them.

@@ -4,7 +4,8 @@ field of one of those names, else none; BatchNorm statistics in "batch_stats".""
 
 from flax import linen as nn
 
-from lenet_jax.models.contract import INVERTED_MODE_NAMES, MODE_NAMES, Model, mode_of_call
+from lenet_jax.models.calls import INVERTED_MODE_NAMES, MODE_NAMES, mode_of_call
+from lenet_jax.models.contract import Model
 
 
 class LinenModel(Model):

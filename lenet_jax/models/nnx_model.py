@@ -10,7 +10,8 @@ from collections.abc import Callable
 import jax
 from flax import nnx
 
-from lenet_jax.models.contract import Model, ModelError, mode_of_call, parameters_of, stream_key
+from lenet_jax.models.calls import mode_of_call, parameters_of, stream_key
+from lenet_jax.models.contract import Model, ModelError
 
 
 class NnxModel(Model):

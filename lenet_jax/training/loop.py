@@ -9,7 +9,6 @@ no plotting: the `train` command draws them from what this returns.
 
 import contextlib
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -20,11 +19,11 @@ from lenet_jax.data.streaming import is_streamed
 from lenet_jax.training import batches, checkpointing, compilation_cache, distributed, lock, metrics
 from lenet_jax.training import callbacks as callbacks_lib
 from lenet_jax.training import workdir as workdir_lib
-from lenet_jax.training.cadence import first_best, is_checkpoint_epoch, is_eval_epoch
+from lenet_jax.training.cadence import early_stop_reason, is_checkpoint_epoch, is_eval_epoch
 from lenet_jax.training.distributed import log
 from lenet_jax.training.epochs import check_finite, make_runner
 from lenet_jax.training.metrics import Totals
-from lenet_jax.training.preemption import Preempted, PreemptionGuard, TimeBudgetReached
+from lenet_jax.training.preemption import Preempted, PreemptionGuard, TimeBudget
 from lenet_jax.training.profiling import StepProfiler
 from lenet_jax.training.results import TrainResult
 from lenet_jax.training.resume import restore_or_init
@@ -107,10 +106,8 @@ class Loop:
         self.stop_reason = ""
         self.rows: dict = {}  # the latest epoch's rows, by split
         self.test_ema: dict = {}  # the latest evaluation of the EMA parameters, where kept
-        # Training time spent before this process started (reruns add up, for the budget).
-        self.prior_seconds, self.started = train_seconds, time.monotonic()
-        if self.config.max_train_seconds:
-            guard.deadline = self.started + self.config.max_train_seconds - train_seconds
+        self.budget = TimeBudget(self.config.max_train_seconds, train_seconds)
+        guard.deadline = self.budget.deadline
 
     @property
     def score_split(self) -> str:
@@ -122,7 +119,7 @@ class Loop:
         self.step = start_step
         per_epoch = self.run.steps_per_epoch
         test = train = None
-        self.check_budget_left()
+        self.budget.check_left(self.step)
         self.callbacks.call("on_start", self.run, state, start_step)
         if start_step and start_step % per_epoch == 0 and totals.count:
             # Saved at an epoch's end before its evaluation and rows (by an older version,
@@ -164,40 +161,12 @@ class Loop:
     def stopped(self, what: str) -> Preempted:
         """The exception for a stop the guard asked for: a signal's, or the time budget's."""
         if self.guard.signal_number is None and self.guard.deadline is not None:
-            budget = self.config.max_train_seconds
-            return TimeBudgetReached(
-                f"time budget config.max_train_seconds={budget:g} spent "
-                f"({self.train_seconds():.1f} s of training); {what}"
-            )
+            return self.budget.spent(what)
         return Preempted(what)
 
-    def check_budget_left(self) -> None:
-        budget = self.config.max_train_seconds
-        if budget and self.prior_seconds >= budget:
-            raise TimeBudgetReached(
-                f"time budget config.max_train_seconds={self.config.max_train_seconds:g} was "
-                f"already spent ({self.prior_seconds:.1f} s of training up to step {self.step})"
-            )
-
-    def train_seconds(self) -> float:
-        return self.prior_seconds + time.monotonic() - self.started
-
     def early_stop_reason(self) -> str:
-        """Why to stop now, if `early_stopping_patience` epochs have passed without a better
-        score; "" to go on. The rows say, so a rerun of a stopped run stops again at once,
-        and one with a larger patience goes on."""
-        patience, name = self.config.early_stopping_patience, self.config.best_metric
-        scores = [r[name] for r in self.history if r["split"] == self.score_split]
-        if patience is None or not scores:
-            return ""
-        best = first_best(scores, metrics.metric(name).higher_is_better)
-        if len(scores) - 1 - best < patience:
-            return ""
-        return (
-            f"stopped early after epoch {len(scores)}: {self.score_split} {name} has not "
-            f"improved for {patience} epochs on epoch {best + 1}'s {scores[best]:.4f} "
-            f"(config.early_stopping_patience={patience}); checkpoint at step {self.step}"
-        )
+        """Why to stop now (`cadence.early_stop_reason`); "" to go on."""
+        return early_stop_reason(self.history, self.score_split, self.config, self.step)
 
     def finish_epoch(self, state, totals: Totals, epoch: int, result) -> tuple[dict, dict]:
         """An epoch's end: check the loss, evaluate, write the rows, checkpoint when due (or
@@ -267,7 +236,7 @@ class Loop:
         loop = {
             "totals": totals.to_json(),
             "history": self.history,
-            "train_seconds": self.train_seconds(),
+            "train_seconds": self.budget.seconds(),
         }
         self.ckpts.save(self.step, host_state, loop, metrics=metrics)
 

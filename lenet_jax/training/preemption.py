@@ -30,6 +30,36 @@ class TimeBudgetReached(Preempted):
     hint = "Rerun with a larger --config.max_train_seconds to continue."
 
 
+class TimeBudget:
+    """`config.max_train_seconds` of training, summed over reruns: the seconds spent before
+    this process started (from the checkpoint) count against it."""
+
+    def __init__(self, budget: float, prior_seconds: float):
+        self.budget, self.prior_seconds = budget, prior_seconds
+        self.started = time.monotonic()
+        # When the guard asks for a stop (None: no budget).
+        self.deadline = self.started + budget - prior_seconds if budget else None
+
+    def seconds(self) -> float:
+        """Training seconds so far, earlier runs included."""
+        return self.prior_seconds + time.monotonic() - self.started
+
+    def check_left(self, step: int) -> None:
+        """Raises TimeBudgetReached when an earlier run spent the whole budget."""
+        if self.budget and self.prior_seconds >= self.budget:
+            raise TimeBudgetReached(
+                f"time budget config.max_train_seconds={self.budget:g} was already spent "
+                f"({self.prior_seconds:.1f} s of training up to step {step})"
+            )
+
+    def spent(self, what: str) -> "TimeBudgetReached":
+        """The stop once the budget runs out mid-run; `what` says what was saved."""
+        return TimeBudgetReached(
+            f"time budget config.max_train_seconds={self.budget:g} spent "
+            f"({self.seconds():.1f} s of training); {what}"
+        )
+
+
 class PreemptionGuard:
     """While active, the first SIGTERM or SIGINT sets `stop_requested`; a second one kills.
 

@@ -18,23 +18,20 @@ import optax
 from lenet_jax.data import Dataset
 from lenet_jax.data.streaming import is_streamed
 from lenet_jax.errors import UserError
-from lenet_jax.models import Model, build_model
+from lenet_jax.models import Model
 from lenet_jax.training import (
     augment,
-    compile_options,
+    builders,
     config_checks,
-    distributed,
     eval_steps,
     losses,
     parallel,
-    param_groups,
     replicas,
     steps,
     warm_start,
 )
 from lenet_jax.training.compile_options import run_once
 from lenet_jax.training.keys import epoch_order, make_keys
-from lenet_jax.training.optim import make_optimizer, make_schedule
 from lenet_jax.training.run_data import alternating_flips_start, load_data
 from lenet_jax.training.state import TrainState, create_train_state, state_from
 
@@ -208,15 +205,15 @@ def build_run(
         if config.augment.flip_alternating:  # validate() checked that flip is on
             dataset = alternating_flips_start(dataset, config.seed)
     strategy_name = parallel.resolve(parallelism or config.parallelism)
-    model, loss = _model_and_loss(config, dataset, strategy_name)
+    model, loss = builders.model_and_loss(config, dataset, strategy_name)
     if config.replica_data_order and is_streamed(dataset.train_images):
         raise UserError(
             "config.replica_data_order=True gathers a batch per replica, but the train split "
             "is streamed (larger than config.max_in_memory_mb); use the shared data order"
         )
-    strategy = _strategy(config, model, strategy_name, check_batches=parallelism is None)
+    strategy = builders.strategy(config, model, strategy_name, check_batches=parallelism is None)
     steps_per_epoch = max(1, len(dataset.train_labels) // config.batch_size)
-    schedule, tx = _optimizer(config, model, dataset, steps_per_epoch)
+    schedule, tx = builders.optimizer(config, model, dataset, steps_per_epoch)
     if config.init_from:
         warm_start.source_checkpoint(config.init_from)  # a bad path fails before any write
     keys = make_keys(config.seed, config.num_replicas, own_data=config.replica_data_order)
@@ -231,59 +228,3 @@ def build_run(
         keys=keys,
         steps_per_epoch=steps_per_epoch,
     )
-
-
-def _model_and_loss(config, dataset: Dataset, strategy_name: str) -> tuple[Model, losses.Loss]:
-    """The model behind its contract and the loss, both checked on abstract values."""
-    model = build_model(
-        config.model,
-        num_classes=dataset.num_classes,
-        dtype=config.get("compute_dtype", "float32"),
-        batch_axis=parallel.AXIS if strategy_name == "pmap" else None,
-        passed=tuple(config.model_fields_passed),
-    )
-    model.check(dataset.image_shape, dataset.num_classes)
-    loss = losses.resolve(config)
-    losses.check(loss, model, dataset.image_shape, dataset.num_classes)
-    return model, loss
-
-
-def _strategy(config, model: Model, name: str, *, check_batches: bool) -> parallel.Strategy:
-    """The device strategy, compiling with the config's CPU options; the batch sizes
-    checked against its devices where it trains (`check_batches`)."""
-    strategy = parallel.create(
-        name,
-        model.axis_names,
-        compiler_options=compile_options.for_backend(
-            config.cpu_compiler_options, batch_norm=model.has_batch_stats
-        ),
-    )
-    if strategy.name == "pmap" and model.has_batch_stats and not model.axis_names:
-        distributed.warn(
-            f"warning: model {model.name!r} keeps batch statistics but averages them over no "
-            "axis: under pmap each device normalises its own slice of the batch, so the "
-            "numbers differ from single and sharded runs; give its BatchNorm an axis_name "
-            "(pmap's device axis then takes that name)"
-        )
-    if check_batches:
-        strategy.check_batch(config.batch_size, "batch_size")
-        strategy.check_batch(config.eval_batch_size, "eval_batch_size")
-    return strategy
-
-
-def _optimizer(config, model: Model, dataset: Dataset, steps_per_epoch: int):
-    """(schedule, transformation): the schedule counts updates, not batches; the freeze and
-    parameter-group regexes are checked against the model's parameter paths."""
-    accum = config.grad_accum_steps
-    schedule = make_schedule(
-        config.optimizer,
-        total_steps=max(1, steps_per_epoch * config.num_epochs // accum),
-        steps_per_epoch=max(1, steps_per_epoch // accum),
-    )
-    tx = make_optimizer(config.optimizer, schedule, freeze=config.freeze, accum_steps=accum)
-    param_groups.check_matches(
-        model.abstract_params(dataset.image_shape),
-        freeze=config.freeze,
-        groups=tuple(config.optimizer.param_groups),
-    )
-    return schedule, tx
