@@ -106,3 +106,40 @@ def test_take_cuts_both_splits():
     )
     small = ds.take(4, 0)
     assert len(small.train_labels) == 4 and len(small.test_labels) == 6
+
+
+def test_a_local_format_is_one_reader_file(tmp_path, monkeypatch):
+    """`lenet_jax/data/readers/`: a file with `SOURCE` and `read` is a format; a dataset
+    whose spec names it loads through it, and its arrays reach the Dataset unchanged."""
+    from lenet_jax.data import readers
+    from lenet_jax.data.registry import DATASETS, DatasetSpec
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "npz_arrays.py").write_text(
+        "import numpy as np\n"
+        "SOURCE = 'npz'\n"
+        "def read(spec, data_dir):\n"
+        "    if not data_dir:\n"
+        "        return None\n"
+        "    with np.load(f'{data_dir}/data.npz') as f:\n"
+        "        return {k: f[k] for k in f.files}, spec.class_names, data_dir\n"
+    )
+    monkeypatch.setattr(readers, "__path__", [*readers.__path__, str(plugins)])
+    assert set(readers.readers()) == {"idx", "image_folder", "npz"}
+    spec = DatasetSpec("tiny_npz", "npz", (4, 4, 1), ("a", "b"), (0.5,), (0.25,), "make it")
+    monkeypatch.setitem(DATASETS, "tiny_npz", spec)
+    rng = np.random.default_rng(0)
+    arrays = {
+        f"{split}_{kind}": value
+        for split, n in (("train", 6), ("test", 4))
+        for kind, value in (
+            ("images", rng.integers(0, 256, (n, 4, 4, 1), dtype=np.uint8)),
+            ("labels", rng.integers(0, 2, n)),
+        )
+    }
+    np.savez(tmp_path / "data.npz", **arrays)
+    dataset = data.load_dataset("tiny_npz", str(tmp_path))
+    np.testing.assert_array_equal(dataset.train_images, arrays["train_images"])
+    np.testing.assert_array_equal(dataset.test_labels, arrays["test_labels"])
+    assert dataset.class_names == ("a", "b") and dataset.source == str(tmp_path)

@@ -1,7 +1,8 @@
 """Datasets by name -> the train and eval splits, as uint8 arrays (or streamed images).
 
 Resolution order: local files (`data_dir`, else the spec's default directory, such as
-Debian's `dataset-fashion-mnist`), then TFDS by the same name, which is also how any TFDS
+Debian's `dataset-fashion-mnist`), read by the reader of the spec's format (`readers/`,
+one file per format), then TFDS by the same name, which is also how any TFDS
 image-classification dataset without a spec here is read. Normalisation is not done here:
 the compiled step does it on the device with the dataset's mean and std.
 """
@@ -12,8 +13,7 @@ import os
 
 import numpy as np
 
-from lenet_jax import files
-from lenet_jax.data import cache, idx, image_folder, streaming, tfds_source
+from lenet_jax.data import cache, readers, streaming, tfds_source
 from lenet_jax.data.dataset import Dataset
 from lenet_jax.data.registry import DATASETS, DatasetSpec
 from lenet_jax.data.splits import SplitSlice, parse_split
@@ -48,7 +48,7 @@ def load_dataset(
     slices = {role: parse_split(text, _FIELDS[role]) for role, text in texts.items()}
     spec = DATASETS.get(name)
     if spec is not None:
-        local = _load_local(spec, data_dir)
+        local = readers.read_local(spec, data_dir)
         if local is not None:
             arrays, class_names, source = local
             return _dataset(spec.name, _sliced(arrays, slices, name), class_names, spec, source)
@@ -65,24 +65,7 @@ def load_dataset(
         raise UserError(f"{name}: TFDS cannot provide it ({e}); {spec.install_hint}") from None
 
 
-# Local files.
-
-
-def _load_local(spec: DatasetSpec, data_dir: str):
-    """(arrays, class names, where) from local files, or None to fall back to TFDS."""
-    if data_dir:
-        files.check_readable(data_dir, "config.data_dir")
-    if spec.source == "image_folder" and data_dir:
-        arrays, class_names = image_folder.load_image_folder(data_dir)
-        return arrays, class_names, data_dir
-    if spec.source == "idx":
-        directory = data_dir or spec.default_dir
-        missing = _missing_idx_files(spec, directory) if directory else ["(no default directory)"]
-        if not missing:
-            return _load_idx(spec, directory), spec.class_names, directory
-        if data_dir:
-            raise UserError(f"config.data_dir={data_dir!r}: no {spec.name} files {missing} there")
-    return None
+# Local files (`readers`).
 
 
 def _sliced(arrays: dict, slices: dict[str, SplitSlice], name: str) -> dict[str, np.ndarray]:
@@ -100,25 +83,6 @@ def _sliced(arrays: dict, slices: dict[str, SplitSlice], name: str) -> dict[str,
         if not len(out[f"{role}_labels"]):
             raise UserError(f"config.{_FIELDS[role]}: the slice selects no examples of {name}")
     return out
-
-
-def _missing_idx_files(spec: DatasetSpec, directory: str) -> list[str]:
-    stems = [f.stem for pair in spec.idx_files.values() for f in pair]
-    return [stem for stem in stems if idx.find(directory, stem) is None]
-
-
-def _load_idx(spec: DatasetSpec, directory: str) -> dict[str, np.ndarray]:
-    arrays = {}
-    for split, (images_file, labels_file) in spec.idx_files.items():
-        for kind, file in (("images", images_file), ("labels", labels_file)):
-            path = idx.find(directory, file.stem)
-            data = idx.read_verified(path, raw_sha256=file.raw_sha256, gz_sha256=file.gz_sha256)
-            arrays[f"{split}_{kind}"] = idx.parse(data, path)
-    for split in spec.idx_files:
-        arrays[f"{split}_images"] = arrays[f"{split}_images"][..., None]  # NHW -> NHWC
-        if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
-            raise UserError(f"{directory}: {split} images and labels differ in count")
-    return arrays
 
 
 # TFDS.
