@@ -84,7 +84,9 @@ def feature_maps(snapshot: Snapshot, image: np.ndarray, *, max_channels: int = M
         output = np.asarray(layer.output[0])
         height, width, channels = output.shape
         for c in range(min(channels, columns)):
-            title = f"{layer.kind} {layer.path}  {height}x{width}x{channels}" if c == 0 else ""
+            shown_of = f" (the first {columns})" if channels > columns else ""
+            title = f"{layer.kind} {layer.path}  {height}x{width}x{channels}{shown_of}"
+            title = title if c == 0 else ""
             ax = fig.add_subplot(grid[row, c])
             _show(ax, output[..., c], cmap="viridis")
             ax.set_title(title, fontsize=8, loc="left")
