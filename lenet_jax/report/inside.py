@@ -100,15 +100,16 @@ def grad_cam(
     chosen = layer_named(look(snapshot, images[:1]), layer)
 
     def cam(x1, cls):
-        output = _probe(snapshot, x1[None]).layers
-        target = next(o for o in output if o.path == chosen.path).output
-
+        # One pass: the layer's output comes back beside the class score, whose gradient is
+        # taken with respect to a zero shift of that output.
         def score(shift):
-            logits = _probe(snapshot, x1[None], {chosen.path: shift}).logits
-            return logits[0, cls]
+            probed = _probe(snapshot, x1[None], {chosen.path: shift})
+            target = next(o for o in probed.layers if o.path == chosen.path).output
+            return probed.logits[0, cls], target
 
-        grads = jax.grad(score)(jnp.zeros_like(target))[0]
-        weights = grads.mean(axis=(0, 1))
+        zero = jnp.zeros((1, *chosen.output.shape[1:]), chosen.output.dtype)
+        grads, target = jax.grad(score, has_aux=True)(zero)
+        weights = grads[0].mean(axis=(0, 1))
         return jax.nn.relu((target[0] * weights).sum(-1))
 
     return chosen.path, np.asarray(jax.jit(jax.vmap(cam))(x, jnp.asarray(classes)))

@@ -173,8 +173,8 @@ def classes(snapshot: Snapshot, *, correct: int = 4, mistakes: int = 3) -> Figur
     names = snapshot.dataset.class_names
     fig = Figure(figsize=(1.3 * (correct + mistakes) + 1, 1.45 * len(names)), layout="constrained")
     grid = fig.add_gridspec(len(names), correct + mistakes)
+    confidence = probabilities.max(-1)
     for c, name in enumerate(names):
-        confidence = probabilities.max(-1)
         for kind, wanted, count, offset in (
             ("right", (labels == c) & (predicted == c), correct, 0),
             ("wrong", (labels == c) & (predicted != c), mistakes, correct),
