@@ -37,22 +37,22 @@ def define_flags() -> None:
     flags.DEFINE_string("layer", None, "Grad-CAM's layer (default: the last spatial one).")
 
 
-def chosen_images(snapshot, paths: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
-    """(images, labels, how many of them go to saliency.png): the files, loaded as
-    `predict` loads them (labels: -1, unknown), or the test images worth a look."""
+def chosen_images(snapshot, paths: list[str], test_logits: np.ndarray):
+    """(images, labels) for feature_maps.png and saliency.png: the files, loaded as
+    `predict` loads them (labels: -1, unknown), or the test images worth a look, picked
+    from the test split's `test_logits`."""
     from lenet_jax.predict import load_image
     from lenet_jax.report import inside
-    from lenet_jax.report.inference import predict_split, softmax
+    from lenet_jax.report.inference import softmax
 
     if paths:
         images = np.stack([load_image(path, snapshot.dataset.image_shape)[0] for path in paths])
-        return images, np.full(len(images), -1), len(images)
-    logits, labels = predict_split(snapshot, "test")
-    picked = inside.chosen_examples(labels, softmax(np.asarray(logits, np.float64)))
+        return images, np.full(len(images), -1)
+    test_images, labels = snapshot.dataset.split("test")
+    picked = inside.chosen_examples(labels, softmax(np.asarray(test_logits, np.float64)))
     classes = len(np.unique(labels))
     shown = picked[: SALIENCY_ROWS // 2] + picked[classes:][: SALIENCY_ROWS // 2]
-    images = snapshot.dataset.split("test")[0]  # a streamed split reads by index
-    return np.stack([images[i] for i in shown]), labels[shown], len(shown)
+    return np.stack([test_images[i] for i in shown]), labels[shown]  # a streamed split: by index
 
 
 def draw(snapshot, images: np.ndarray, labels: np.ndarray, layer: str | None) -> dict:
@@ -95,18 +95,20 @@ def inspect_workdir(
     """Draws every picture for the run in `workdir`, then writes them and report.html;
     returns the paths written. Nothing is written when anything fails before."""
     from lenet_jax.report import inside, page, plots
-    from lenet_jax.report.inference import load_run
+    from lenet_jax.report.inference import load_run, predict_split
 
     snapshot = inside.member(load_run(workdir, checkpoint, weights), member)
-    images, labels, rows = chosen_images(snapshot, list(paths))
-    figures = draw(snapshot, images[:rows], labels[:rows], layer)
+    test_logits = predict_split(snapshot, "test")[0]  # once, for the picks and the plots
+    images, labels = chosen_images(snapshot, list(paths), test_logits)
+    figures = draw(snapshot, images, labels, layer)
     directory = os.path.join(workdir, page.PLOTS_DIR)
     os.makedirs(directory, exist_ok=True)
     written = [
         plots.save_figure(figure, os.path.join(directory, f"{name}.png"))
         for name, figure in figures.items()
     ]
-    written += plots.write_run_plots(workdir, snapshot).values()  # the report's curves
+    # The run's curves, confusion and mistakes too: the report shows them beside these.
+    written += plots.write_run_plots(workdir, snapshot, test_logits.argmax(-1)).values()
     return [*written, page.write_report(workdir)]
 
 
