@@ -1,5 +1,12 @@
-"""Every stock config gives the same numbers on one device, under pmap and under jit sharding
-(8 fake devices): BatchNorm statistics and augmentations are the global batch's everywhere."""
+"""The stock recipes give the same numbers on one device, under pmap and under jit sharding
+(8 fake devices): BatchNorm statistics, augmentations, a data-dependent init and the
+evaluation's transforms are the global batch's everywhere.
+
+What can make the strategies differ is a recipe's features, not its layer widths or its
+optimizer (every strategy applies the same averaged gradient): the cases below cover every
+such feature of every stock config (`test_every_feature_of_every_stock_config_is_covered`),
+each on the cheapest recipe that has it, so a new config with a new feature fails that test
+until a case exercises it."""
 
 import pytest
 from conftest import REPO, requires_fashion
@@ -7,10 +14,39 @@ from test_cifar_training import make_colour_folder
 
 from lenet_jax.config import load_config_file
 from lenet_jax.training import loop as trainer
+from lenet_jax.training.metrics_log import read_rows
 
 CONFIGS = sorted(p.name for p in (REPO / "configs").glob("*.py"))
 DATA = {"cifar10": "colour", "mnist": "tiny_mnist", "fashion_mnist": "debian"}
-BATCH_NORM = {"fashion.py", "fashion_best.py", "cifar10_aug.py", "cifar10_airbench.py"}
+BN_MODELS = {"cifar_cnn_bn", "airbench"}  # BatchNorm whatever their `batch_norm` field
+# (config, population size): every feature below appears in one of these.
+CASES = [
+    ("cifar10.py", 1),  # none of them: the averaged gradient alone
+    ("fashion.py", 1),  # the default recipe
+    ("fashion.py", 2),  # a population: each replica's statistics and draws are its own
+    ("cifar10_aug.py", 1),
+    ("cifar10_airbench.py", 1),
+]
+
+
+def strategy_features(config, num_replicas: int = 1) -> set[str]:
+    """What in a recipe crosses devices, or is drawn per example, or depends on the data."""
+    augment = config.augment
+    flags = {
+        "batch_norm": config.model.get("batch_norm") or config.model.name in BN_MODELS,
+        "flip": augment.flip,
+        "flip_alternating": augment.flip_alternating,
+        "crop": augment.crop_padding > 0,
+        "cutout": augment.cutout_size > 0,
+        f"eval_tta={config.eval_tta}": config.eval_tta != "none",
+        "data_dependent_init": config.init_images > 0,
+        "frozen_parameters": bool(config.freeze),
+        "ema": config.ema_decay > 0,
+        "lookahead": config.lookahead,
+        "gradient_accumulation": config.grad_accum_steps > 1,
+        "population": num_replicas > 1,
+    }
+    return {name for name, present in flags.items() if present}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +59,8 @@ def _config(name: str, data_dirs: dict, num_replicas: int = 1):
     source = DATA[config.dataset]
     if source != "debian":
         config.data_dir = str(data_dirs[source])
-    config.model.dropout_rate = 0.0
+    if "dropout_rate" in config.model:
+        config.model.dropout_rate = 0.0  # each device draws its own masks
     config.num_train_examples, config.num_test_examples = 256, 128
     config.batch_size, config.eval_batch_size = 64, 128  # 8 examples per device
     config.num_epochs = 1
@@ -31,31 +68,37 @@ def _config(name: str, data_dirs: dict, num_replicas: int = 1):
     return config
 
 
-def _case(name: str, num_replicas: int = 1):
+def _case(name: str, num_replicas: int):
     dataset = load_config_file(str(REPO / "configs" / name)).dataset
     marks = [requires_fashion] if DATA[dataset] == "debian" else []
     return pytest.param(name, num_replicas, marks=marks, id=f"{name}-{num_replicas}")
 
 
-@pytest.mark.parametrize(
-    "name, num_replicas", [_case(name) for name in CONFIGS] + [_case("fashion.py", 2)]
-)
+@pytest.mark.parametrize("name, num_replicas", [_case(*case) for case in CASES])
 def test_single_pmap_and_sharded_agree(name, num_replicas, tiny_mnist_dir, colour_folder, tmp_path):
-    """Dropout off (each device draws its own masks); a population too (`fashion.py-2`,
-    with BatchNorm and flips: each replica's statistics and draws are the global batch's)."""
+    """Every row's loss, the epoch's training mean included: a test split the model gets
+    exactly right (loss 0) would otherwise agree whatever the strategies did."""
     data_dirs = {"colour": colour_folder, "tiny_mnist": tiny_mnist_dir}
     config = _config(name, data_dirs, num_replicas)
     losses = {}
     for mode in ("single", "pmap", "sharded"):
         config.parallelism = mode
-        losses[mode] = trainer.train_and_evaluate(config, str(tmp_path / mode)).test["loss"]
-    tolerance = 1e-4 if name in BATCH_NORM else 1e-5
+        trainer.train_and_evaluate(config, str(tmp_path / mode))
+        rows = read_rows(str(tmp_path / mode / "metrics.jsonl"))
+        losses[mode] = {(row["split"], row["step"]): row["loss"] for row in rows}
+    assert any(loss > 1e-3 for loss in losses["single"].values()), losses
+    tolerance = 1e-4 if "batch_norm" in strategy_features(config) else 1e-5
     for mode in ("pmap", "sharded"):
-        assert abs(losses[mode] - losses["single"]) < tolerance, losses
+        assert losses[mode].keys() == losses["single"].keys()
+        for row, loss in losses["single"].items():
+            assert losses[mode][row] == pytest.approx(loss, rel=tolerance, abs=1e-6), (mode, row)
 
 
-def test_every_config_is_covered():
-    configs = {p.name: load_config_file(str(p)) for p in (REPO / "configs").glob("*.py")}
+def test_every_feature_of_every_stock_config_is_covered():
+    configs = {name: load_config_file(str(REPO / "configs" / name)) for name in CONFIGS}
     assert {c.dataset for c in configs.values()} <= set(DATA)
-    has_bn = {n for n, c in configs.items() if c.model.get("batch_norm") or "airbench" in n}
-    assert has_bn <= BATCH_NORM
+    covered = set().union(*(strategy_features(configs[n], r) for n, r in CASES))
+    for name, config in configs.items():
+        missing = strategy_features(config) - covered
+        assert not missing, f"{name}: no case runs {sorted(missing)} under every strategy"
+    assert {"batch_norm", "population", "data_dependent_init"} <= covered
