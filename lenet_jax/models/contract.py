@@ -98,6 +98,7 @@ class Model:
         self._rng_streams: tuple[str, ...] = ("dropout",)  # grown by `check`
         self.axis_names: tuple[str, ...] = ()  # likewise
         self.has_batch_stats = False  # whether it keeps statistics (BatchNorm's), likewise
+        self._variables: dict[tuple, tuple] = {}  # image shape -> abstract (params, stats)
 
     # What each kind implements.
 
@@ -109,10 +110,18 @@ class Model:
 
     # The one interface.
 
+    def abstract_variables(self, image_shape: Sequence[int]) -> tuple:
+        """(params, batch_stats) shapes for images of `image_shape`, nothing computed: init
+        traced once per shape, for the contract, the loss check and the optimizer's groups."""
+        image_shape = tuple(image_shape)
+        if image_shape not in self._variables:
+            images = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
+            self._variables[image_shape] = jax.eval_shape(self.init, prng.key(0), images)
+        return self._variables[image_shape]
+
     def abstract_params(self, image_shape: Sequence[int]):
         """The parameters' shapes for images of `image_shape` (nothing computed)."""
-        images = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
-        return jax.eval_shape(self.init, prng.key(0), images)[0]
+        return self.abstract_variables(image_shape)[0]
 
     @property
     def rng_streams(self) -> tuple[str, ...]:
@@ -148,7 +157,7 @@ class Model:
         and the gradient, before any work is done. Discovers RNG streams and axis names."""
         key = prng.key(0)
         images = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
-        params, stats = self._at("init", lambda: jax.eval_shape(self.init, key, images))
+        params, stats = self._at("init", lambda: self.abstract_variables(image_shape))
         if not jax.tree.leaves(params):
             raise ModelError(f"model {self.name!r} has no trainable parameters")
         self.has_batch_stats = bool(jax.tree.leaves(stats))

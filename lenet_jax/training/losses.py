@@ -151,7 +151,7 @@ def check(loss: Loss, model: Model, image_shape, num_classes: int) -> None:
     images = jax.ShapeDtypeStruct((batch, *image_shape), jnp.float32)
     labels = jax.ShapeDtypeStruct((batch,), jnp.int32)
     mask = jax.ShapeDtypeStruct((batch,), jnp.bool_)
-    params, stats = jax.eval_shape(model.init, prng.key(0), images)
+    params, stats = model.abstract_variables(image_shape)
     for train in (True, False):
         mode = "train" if train else "eval"
 

@@ -28,8 +28,8 @@ class Restored:
 def restore_or_init(ckpts: checkpointing.Checkpoints, run: Run, workdir: str) -> Restored:
     """The newest good checkpoint, else the fresh state (warm-started from
     `config.init_from` when it names a run)."""
-    try:
-        restored = ckpts.restore_latest_good(run.abstract_state())
+    try:  # a fresh run does not trace the state's shapes: init traces them anyway
+        restored = ckpts.restore_latest_good(run.abstract_state()) if ckpts.steps() else None
     except checkpointing.IncompatibleCheckpoint as e:
         changes = workdir_lib.config_changes(workdir, run.config)
         hint = f" (config changes: {'; '.join(changes)})" if changes else ""
