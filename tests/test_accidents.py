@@ -90,12 +90,20 @@ def test_the_lock_dies_with_its_process(tmp_path):
 # Files cut at any byte.
 
 
+@pytest.fixture(scope="module")
+def two_epochs(tiny_mnist_dir, tmp_path_factory):
+    """(workdir, last step) of a 2-epoch run of `extendable`, for each test to copy."""
+    workdir = tmp_path_factory.mktemp("two_epochs")
+    return workdir, trainer.train_and_evaluate(extendable(tiny_mnist_dir, 2), str(workdir)).step
+
+
 @pytest.mark.parametrize("cut", ["empty", "inside the first line", "inside the last line",
                                  "before the last newline", "deleted"])  # fmt: skip
-def test_metrics_cut_anywhere_are_rebuilt_on_resume(cut, reference, tiny_mnist_dir, tmp_path):
-
-    config = extendable(tiny_mnist_dir, 2)
-    first = trainer.train_and_evaluate(config, str(tmp_path))
+def test_metrics_cut_anywhere_are_rebuilt_on_resume(
+    cut, reference, two_epochs, tiny_mnist_dir, tmp_path
+):
+    finished, first_step = two_epochs
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
     path = tmp_path / "metrics.jsonl"
     data = path.read_bytes()
     first_newline = data.index(b"\n")
@@ -111,10 +119,9 @@ def test_metrics_cut_anywhere_are_rebuilt_on_resume(cut, reference, tiny_mnist_d
     else:
         path.write_bytes(data[:keep])
         read_rows(path)  # readers skip a cut last line
-    config.num_epochs = 3
-    rerun = trainer.train_and_evaluate(config, str(tmp_path))
-    assert rerun.resumed_from == first.step  # rows rebuilt from the checkpoint, not retrained
-    assert rerun.steps_trained == rerun.step - first.step
+    rerun = trainer.train_and_evaluate(extendable(tiny_mnist_dir, 3), str(tmp_path))
+    assert rerun.resumed_from == first_step  # rows rebuilt from the checkpoint, not retrained
+    assert rerun.steps_trained == rerun.step - first_step
     assert rows_without_timing(tmp_path) == rows_without_timing(reference)
 
 
