@@ -17,12 +17,11 @@ import functools
 import types
 
 import jax
-import jax.numpy as jnp
 from flax import linen as nn
 from flax import nnx
 
 from lenet_jax import prng
-from lenet_jax.models.contract import Model, ModelError
+from lenet_jax.models.contract import Model, ModelError, model_output
 from lenet_jax.models.linen_model import LinenModel
 from lenet_jax.models.nnx_model import NnxModel
 
@@ -112,7 +111,6 @@ def _record(path: str, module_params, inputs, output, shift: dict, layers: list,
 
 def _probe_linen(model: LinenModel, params, batch_stats, images, shift, heads):
     layers: list[Layer] = []
-    root = model.module_for(False)
 
     def interceptor(next_fun, args, kwargs, context):
         output = next_fun(*args, **kwargs)
@@ -123,11 +121,12 @@ def _probe_linen(model: LinenModel, params, batch_stats, images, shift, heads):
         own = {k: v for k, v in own.items() if not isinstance(v, dict)}
         return _record("/".join(module.scope.path), own, args, output, shift, layers, heads)
 
-    variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
     rngs = model.rngs(prng.key(0))
+    # The kind's own call, not `apply_output`: that binds the module's axis names in a vmap,
+    # out of which the recorded outputs could not come.
     with nn.intercept_methods(interceptor):
-        out = root.apply(variables, images, **model.call_kwargs(False), rngs=rngs)
-    return _logits(out), layers
+        out, _ = model._apply(params, batch_stats, images, train=False, rngs=rngs)
+    return model_output(out, model.name).logits, layers
 
 
 def _probe_nnx(model: NnxModel, params, batch_stats, images, shift, heads):
@@ -137,7 +136,8 @@ def _probe_nnx(model: NnxModel, params, batch_stats, images, shift, heads):
         if path:
             _wrap_call(sub, "/".join(map(str, path)), shift, layers, heads)
     rngs = model.rngs(prng.key(0))
-    return _logits(model.call_merged(module, images, train=False, rngs=rngs)), layers
+    out = model.call_merged(module, images, train=False, rngs=rngs)
+    return model_output(out, model.name).logits, layers
 
 
 def _wrap_call(module: nnx.Module, path: str, shift: dict, layers: list, heads: list) -> None:
@@ -157,11 +157,3 @@ def _wrap_call(module: nnx.Module, path: str, shift: dict, layers: list, heads: 
     module.__class__ = types.new_class(
         cls.__name__, (cls,), exec_body=lambda ns: ns.update(__call__=__call__)
     )
-
-
-def _logits(out) -> jax.Array:
-    if isinstance(out, tuple):
-        out = out[0]
-    if isinstance(out, dict):
-        out = out["logits"]
-    return jnp.asarray(out)

@@ -97,7 +97,7 @@ def score_split(
     """(logits, labels, terms) for every example of `split`, in order: `predict_split` plus
     the run's loss's named terms per example ((N, examples) for a population)."""
     images, labels = snapshot.dataset.split(split)
-    outputs = list(_batched(snapshot, snapshot.run.score_step(), images, labels))
+    outputs = list(batched_outputs(snapshot, snapshot.run.score_step(), images, labels))
     logits = np.concatenate([out[0][..., keep, :] for out, keep in outputs], axis=-2)
     names = outputs[0][0][1] if outputs else {}
     terms = {
@@ -112,16 +112,22 @@ def predict_images(snapshot: Snapshot, images: np.ndarray) -> np.ndarray:
     batches (one compilation), whatever strategy trained the run: (examples, classes), or a
     population's (N, examples, classes)."""
     predict = snapshot.run.predict_step()
-    outputs = _batched(snapshot, lambda state, x, labels, mask: predict(state, x), images)
+    outputs = batched_outputs(snapshot, lambda state, x, labels, mask: predict(state, x), images)
     return np.concatenate([logits[..., keep, :] for logits, keep in outputs], axis=-2)
 
 
-def _batched(snapshot: Snapshot, step, images: np.ndarray, labels: np.ndarray | None = None):
+def batched_outputs(
+    snapshot: Snapshot,
+    step,
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    batch_size: int = PREDICT_BATCH,
+):
     """(output on the host, which examples are real) of `step(state, images, labels, mask)`
     over `images` in padded batches of one size (one compilation), on this process's
     default device."""
     compiled = snapshot.run.strategy.jit(step)
-    size = min(PREDICT_BATCH, len(images)) or 1
+    size = min(batch_size, len(images)) or 1
     labels = np.zeros(len(images), np.int32) if labels is None else labels
     placed = batches.eval_batches(parallel.Strategy(), images, labels, size, share=slice(None))
     for x, y, mask in placed:

@@ -17,8 +17,8 @@ import numpy as np
 from lenet_jax import prng
 from lenet_jax.errors import UserError
 from lenet_jax.models import probe
-from lenet_jax.report.inference import predict_split
-from lenet_jax.training import batches, parallel, steps
+from lenet_jax.report.inference import batched_outputs, predict_split
+from lenet_jax.training import steps
 from lenet_jax.training.results import Snapshot
 
 FEATURE_BATCH = 500
@@ -164,20 +164,18 @@ def split_features(snapshot: Snapshot, split: str = "test") -> tuple[np.ndarray,
     what the classifier reads, else (a model whose head is no submodule of flat input) the
     last spatial layer's spatial mean."""
 
-    def run(x):
-        probed = _probe(snapshot, _normalise(snapshot, x))
+    def run(state, x, labels, mask):
+        x = _normalise(snapshot, x)
+        probed = probe.probe(snapshot.model, state.params, state.batch_stats, x)
         features = probed.features
         if features is None:
             features = probed.layers[-1].output.mean(axis=(1, 2))
         return features.reshape(len(x), -1), probed.logits
 
     images, labels = snapshot.dataset.split(split)
-    size = min(FEATURE_BATCH, len(images)) or 1
-    placed = batches.eval_batches(parallel.Strategy(), images, labels, size, share=slice(None))
-    compiled = jax.jit(run)
-    outputs = [(jax.device_get(compiled(x)), np.asarray(mask)) for x, _, mask in placed]
-    features = np.concatenate([f[mask] for (f, _), mask in outputs])
-    logits = np.concatenate([g[mask] for (_, g), mask in outputs])
+    outputs = list(batched_outputs(snapshot, run, images, labels, batch_size=FEATURE_BATCH))
+    features = np.concatenate([f[keep] for (f, _), keep in outputs])
+    logits = np.concatenate([g[keep] for (_, g), keep in outputs])
     return features, logits
 
 
