@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import ml_collections
 
 from lenet_jax.training.loop import train_and_evaluate
-from lenet_jax.training.metrics_log import read_rows
+from lenet_jax.training.metrics_log import METRICS_FILE, read_rows
 
 
 def time_to_targets(rows: Sequence[dict], targets: Sequence[float]) -> dict[str, dict | None]:
@@ -43,7 +43,7 @@ def run_time_to_target(config: ml_collections.ConfigDict, targets: Sequence[floa
         started = time.perf_counter()
         result = train_and_evaluate(config, workdir)
         wall_s = time.perf_counter() - started
-        rows = read_rows(os.path.join(workdir, "metrics.jsonl"))
+        rows = read_rows(os.path.join(workdir, METRICS_FILE))
     train_s = sum(r["epoch_seconds"] for r in rows if r["split"] == "train")
     return {
         "epochs": config.num_epochs,

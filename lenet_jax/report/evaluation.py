@@ -9,6 +9,7 @@ import numpy as np
 
 from lenet_jax import files
 from lenet_jax.errors import UserError
+from lenet_jax.report.page import EVAL_FILE
 from lenet_jax.training import metrics
 from lenet_jax.training.results import Snapshot
 
@@ -56,7 +57,7 @@ def evaluate_workdir(
         return report
     predictions = combined_logits(logits).argmax(-1)
     report["plots"] = plots.write_run_plots(workdir, snapshot, predictions)
-    files.write_text(os.path.join(workdir, "eval.json"), json.dumps(report, indent=2))
+    files.write_text(os.path.join(workdir, EVAL_FILE), json.dumps(report, indent=2))
     return report
 
 

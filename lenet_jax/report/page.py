@@ -13,10 +13,11 @@ import os
 
 from lenet_jax import files
 from lenet_jax.training import workdir as workdir_lib
-from lenet_jax.training.metrics_log import read_rows
+from lenet_jax.training.metrics_log import workdir_rows
 
 REPORT_FILE = "report.html"
 PLOTS_DIR = "plots"
+EVAL_FILE = "eval.json"  # `evaluate`'s report, in the workdir
 # The pictures in the page's order, with how to read each.
 PICTURES = {
     "curves": "Loss and accuracy per epoch: a test accuracy that stalls while the train "
@@ -44,8 +45,7 @@ _STYLE = (
 def write_report(workdir: str) -> str:
     """Writes `workdir/report.html` (whole or not at all) and returns its path."""
     config = workdir_lib.load_config(workdir)
-    metrics = os.path.join(workdir, "metrics.jsonl")
-    rows = read_rows(metrics) if os.path.exists(metrics) else []
+    rows = workdir_rows(workdir)
     title = f"{config.model.name} on {config.dataset}"
     parts = [f"<h1>{html.escape(title)}</h1>", _final_rows(rows), _evaluation(workdir)]
     for name, caption in PICTURES.items():
@@ -88,7 +88,7 @@ def _final_rows(rows: list[dict]) -> str:
 
 def _evaluation(workdir: str) -> str:
     """eval.json's headline figures, where `evaluate` has written them."""
-    path = os.path.join(workdir, "eval.json")
+    path = os.path.join(workdir, EVAL_FILE)
     if not os.path.exists(path):
         return ""
     with open(path) as f:

@@ -17,7 +17,7 @@ from lenet_jax import files
 from lenet_jax.report.inference import combined_logits, predict_split
 from lenet_jax.report.page import PLOTS_DIR
 from lenet_jax.training.metrics import confusion_matrix
-from lenet_jax.training.metrics_log import read_rows
+from lenet_jax.training.metrics_log import workdir_rows
 from lenet_jax.training.results import Snapshot
 
 _DPI = 120
@@ -154,8 +154,7 @@ def write_run_plots(
     """
     out = os.path.join(workdir, PLOTS_DIR)
     os.makedirs(out, exist_ok=True)
-    metrics = os.path.join(workdir, "metrics.jsonl")
-    rows = read_rows(metrics) if os.path.exists(metrics) else []
+    rows = workdir_rows(workdir)
     images, labels = run.dataset.split("test")
     predictions = test_predictions
     if predictions is None:

@@ -14,6 +14,8 @@ import sys
 from lenet_jax import files
 from lenet_jax.errors import UserError
 
+METRICS_FILE = "metrics.jsonl"  # in the workdir
+
 
 def _parse(path: str, lines: list[str]) -> tuple[list[dict], bool]:
     """The rows of `lines`, and whether a cut last line was skipped."""
@@ -40,6 +42,12 @@ def read_rows(path: str) -> list[dict]:
     """The rows of a metrics.jsonl, skipping a last line cut short by a crash."""
     with open(path) as f:
         return _parse(path, f.readlines())[0]
+
+
+def workdir_rows(workdir: str) -> list[dict]:
+    """The rows of `workdir`'s metrics.jsonl; none before the first is written."""
+    path = os.path.join(workdir, METRICS_FILE)
+    return read_rows(path) if os.path.exists(path) else []
 
 
 class MetricsLog:

@@ -9,7 +9,7 @@ field shows up everywhere at once.
 import os
 from collections.abc import Mapping, Sequence
 
-from lenet_jax.training.metrics_log import MetricsLog
+from lenet_jax.training.metrics_log import METRICS_FILE, MetricsLog
 from lenet_jax.training.tensorboard import TensorBoardWriter
 
 Rows = Mapping[str, Mapping[str, float]]  # split -> scalars
@@ -119,7 +119,7 @@ def create_writer(
     if not main:
         return MultiWriter([])
     log = MetricsLog(
-        os.path.join(workdir, "metrics.jsonl"), resume_step=resume_step, history=history
+        os.path.join(workdir, METRICS_FILE), resume_step=resume_step, history=history
     )
     tensorboard = TensorBoardWriter(workdir, resume_step=resume_step)
     return MultiWriter([JsonlWriter(log), TensorBoardSink(tensorboard), ConsoleWriter(num_epochs)])
