@@ -55,21 +55,22 @@ def chosen_images(snapshot, paths: list[str], test_logits: np.ndarray):
     return np.stack([test_images[i] for i in shown]), labels[shown]  # a streamed split: by index
 
 
-def draw(snapshot, images: np.ndarray, labels: np.ndarray, layer: str | None) -> dict:
+def draw(
+    snapshot, images: np.ndarray, labels: np.ndarray, layer: str | None, test_logits: np.ndarray
+) -> dict:
     """{name: figure} for every picture the model allows; one `note:` line per other."""
     from lenet_jax.report import inside, inspect
 
-    known = labels >= 0
-    predicted = inside.look(snapshot, images).logits.argmax(-1)
-    labels = np.where(known, labels, predicted)
+    probed = inside.look(snapshot, images)
+    labels = np.where(labels >= 0, labels, probed.logits.argmax(-1))
     if layer is not None:
-        inside.layer_named(inside.look(snapshot, images[:1]), layer)  # a bad name: one line
+        inside.layer_named(probed, layer)  # a bad name: one line
     makers = {
         "filters": lambda: inspect.filters(snapshot),
         "feature_maps": lambda: inspect.feature_maps(snapshot, images[0]),
         "saliency": lambda: inspect.saliency(snapshot, images, labels, layer=layer),
         "embedding": lambda: inspect.embedding(snapshot),
-        "classes": lambda: inspect.classes(snapshot),
+        "classes": lambda: inspect.classes(snapshot, logits=test_logits),
     }
     figures = {}
     for name, make in makers.items():
@@ -100,7 +101,7 @@ def inspect_workdir(
     snapshot = inside.member(load_run(workdir, checkpoint, weights), member)
     test_logits = predict_split(snapshot, "test")[0]  # once, for the picks and the plots
     images, labels = chosen_images(snapshot, list(paths), test_logits)
-    figures = draw(snapshot, images, labels, layer)
+    figures = draw(snapshot, images, labels, layer, test_logits)
     directory = os.path.join(workdir, page.PLOTS_DIR)
     os.makedirs(directory, exist_ok=True)
     written = [

@@ -163,10 +163,16 @@ def embedding(snapshot: Snapshot, split: str = "test") -> Figure:
     return fig
 
 
-def classes(snapshot: Snapshot, *, correct: int = 4, mistakes: int = 3) -> Figure:
+def classes(
+    snapshot: Snapshot, *, correct: int = 4, mistakes: int = 3, logits: np.ndarray | None = None
+) -> Figure:
     """Per class: its most confidently right test examples, then the most confident mistakes
-    on it (the true class predicted as another), each with its probability."""
-    logits, labels = predict_split(snapshot, "test")
+    on it (the true class predicted as another), each with its probability. `logits`: the
+    test split's, where the caller has them (else predicted here)."""
+    if logits is None:
+        logits, labels = predict_split(snapshot, "test")
+    else:
+        labels = snapshot.dataset.split("test")[1]
     probabilities = softmax(np.asarray(logits, np.float64))
     predicted = probabilities.argmax(-1)
     images = snapshot.dataset.split("test")[0]
