@@ -8,13 +8,13 @@ cores XLA:CPU computes on, and slows the step by more than the work itself costs
 holds at most `CHUNK_BYTES` of images: a whole epoch of the datasets shipped here.
 
 A streamed split (`data.streaming`) is too large for that: its batches are read, decoded
-and placed on a background thread, `PREFETCH_BATCHES` ahead of the step, so the step never
-waits on the disk.
+and placed by grain, `PREFETCH_BATCHES` ahead of the step on `READ_THREADS` threads, so the
+step never waits on the disk. Grain reads the batches this module defines (a `MapDataset`
+of their indices): the epoch order, each process's share and a resume's first batch stay
+the project's own, and equal the in-memory split's.
 """
 
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from lenet_jax.training.parallel import Strategy
 
 CHUNK_BYTES = 256 * 2**20
 PREFETCH_BATCHES = 4
+# One thread: on a CPU, the cores a second reader would use are XLA's, which computes the
+# step meanwhile.
+READ_THREADS = 1
 
 
 def batch_indices(order: np.ndarray, batch_size: int, index: int, share: slice) -> np.ndarray:
@@ -34,58 +37,30 @@ def batch_indices(order: np.ndarray, batch_size: int, index: int, share: slice) 
     return order[..., index * batch_size : (index + 1) * batch_size].T[share]
 
 
-def _placed(strategy: Strategy, images, host_batches: Iterable, batch_size: int, chunk_bytes):
-    """`host_batches` (tuples of arrays) placed: prefetched on a thread if `images` is
-    streamed, else a chunk at a time."""
+def _placed(
+    strategy: Strategy, images, batches: Sequence, read: Callable, batch_size: int, chunk_bytes: int
+):
+    """The host batches `read(b)` of each `b` in `batches`, placed: prefetched by grain if
+    `images` is streamed, else a chunk at a time."""
     if is_streamed(images):
-        return _prefetched(strategy, host_batches, PREFETCH_BATCHES)
+        return _prefetched(strategy, batches, read)
+    host_batches = (read(b) for b in batches)
     return _chunked(strategy, host_batches, images[:1].nbytes * batch_size, chunk_bytes)
 
 
-class _Failed:
-    def __init__(self, error: BaseException):
-        self.error = error
+def _prefetched(strategy: Strategy, batches: Sequence, read: Callable) -> Iterator[tuple]:
+    """Reads and places `batches` on grain's threads, up to `PREFETCH_BATCHES` ahead, in
+    order. An error there is raised here, at the batch it stopped; a consumer that stops
+    early (a preemption, a failed step) closes the readers."""
+    import grain  # only a streamed split needs it, and it takes most of a second to import
 
-
-_DONE = object()
-
-
-def _prefetched(strategy: Strategy, host_batches: Iterable[tuple], depth: int):
-    """Reads and places `host_batches` on a background thread, up to `depth` ahead.
-
-    An error there is raised here, at the batch it stopped; a consumer that stops early
-    (a preemption, a failed step) stops the thread at its next batch.
-    """
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce():
-        try:
-            for arrays in host_batches:
-                if not put(strategy.place_batch(*arrays)):
-                    return
-            put(_DONE)
-        except BaseException as e:  # handed to the consumer, which raises it
-            put(_Failed(e))
-
-    thread = threading.Thread(target=produce, name="lenet_jax-prefetch", daemon=True)
-    thread.start()
+    placed = grain.MapDataset.source(batches).map(lambda b: strategy.place_batch(*read(b)))
+    options = grain.ReadOptions(num_threads=READ_THREADS, prefetch_buffer_size=PREFETCH_BATCHES)
+    iterator = iter(placed.to_iter_dataset(options))
     try:
-        while (item := ready.get()) is not _DONE:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
+        yield from iterator
     finally:
-        stop.set()
+        iterator.close()
 
 
 def _chunked(strategy: Strategy, host_batches: Iterable[tuple], batch_bytes: int, chunk_bytes):
@@ -111,13 +86,9 @@ def epoch_batches(
 ) -> Iterator[tuple]:
     """Placed (images, labels) of the epoch's batches `indices`, placed a chunk at a time."""
     share = strategy.process_slice(batch_size)
-
-    def host():
-        for index in indices:
-            idx = batch_indices(order, batch_size, index, share)
-            yield images[idx], labels[idx]
-
-    return _placed(strategy, images, host(), batch_size, chunk_bytes)
+    batches = [batch_indices(order, batch_size, index, share) for index in indices]
+    read = lambda idx: (images[idx], labels[idx])  # noqa: E731
+    return _placed(strategy, images, batches, read, batch_size, chunk_bytes)
 
 
 def eval_batches(
@@ -136,12 +107,14 @@ def eval_batches(
     """
     share = strategy.process_slice(batch_size) if share is None else share
     n = len(labels)
+    batches = []
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, start + batch_size)
+        mask = idx < n
+        batches.append((np.where(mask, idx, 0)[share], mask[share]))
 
-    def host():
-        for start in range(0, n, batch_size):
-            idx = np.arange(start, start + batch_size)
-            mask = idx < n
-            idx = np.where(mask, idx, 0)[share]
-            yield images[idx], labels[idx], mask[share]
+    def read(batch):
+        idx, mask = batch
+        return images[idx], labels[idx], mask
 
-    return _placed(strategy, images, host(), batch_size, chunk_bytes)
+    return _placed(strategy, images, batches, read, batch_size, chunk_bytes)
