@@ -6,7 +6,7 @@
 
 Runs whole training processes of `configs/cifar10.py` (one epoch), alternating the two
 modes each round; the streamed one gets `--config.max_in_memory_mb=1`, so both its splits
-are read a batch at a time by the prefetch thread. Reports each run's train-epoch
+are read a batch at a time by grain's readers. Reports each run's train-epoch
 examples/s (from metrics.jsonl) and the median ratio streamed / in memory.
 """
 

@@ -289,7 +289,7 @@ def test_streamed_split_refuses_the_scanned_epoch(tfds_dir, tmp_path):
         train_and_evaluate(config, str(tmp_path / "run"))
 
 
-def test_prefetch_thread_hands_errors_to_the_step_and_stops_early():
+def test_streamed_reads_hand_errors_to_the_step_and_stop_early():
     images = streaming.StreamedImages(_Failing(10), "image", (2, 2, 1))
     labels = np.zeros(10, np.int32)
     produced = batches.epoch_batches(Strategy(), images, labels, np.arange(10), 2, range(5))
