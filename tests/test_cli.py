@@ -49,15 +49,9 @@ def test_bad_input_is_one_line(overrides, message, tiny_mnist_dir, tmp_path):
 
 
 def test_missing_config_file_is_one_line(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "lenet_jax.train",
-        "--config=configs/nope.py",
-        f"--workdir={tmp_path}",
-    ]
-    result = run(cmd)
-    assert result.returncode == 2 and "configs/nope.py" in error_lines(result.stderr)[0]
+    code, err = train_checks(["--config=configs/nope.py", f"--workdir={tmp_path}"])
+    (line,) = error_lines(err)
+    assert code == 2 and "configs/nope.py" in line, err
 
 
 def test_successful_run_states_final_accuracy_last(tiny_mnist_dir, tmp_path):

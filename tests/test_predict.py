@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from cli_checks import error_lines, run_case
 from conftest import REPO, TESTS
 from PIL import Image
 
@@ -129,17 +130,14 @@ def test_cli_missing_file_is_one_error_line_and_others_are_predicted(workdir, te
 
 
 def test_cli_all_good_exits_0_and_bad_workdir_exits_2(workdir, test_image, tmp_path):
+    """All good in a real process; the bad workdir through the same checks in this one."""
     good = save(test_image[0][..., 0], tmp_path / "good.png")
-    for args, code in [
-        ([f"--workdir={workdir}", "--checkpoint=latest", "--json", good], 0),
-        ([f"--workdir={tmp_path}", good], 2),
-    ]:
-        result = subprocess.run(
-            [sys.executable, "-m", "lenet_jax.predict", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == code, result.stderr
-    assert "holds no run" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "lenet_jax.predict", f"--workdir={workdir}", "--checkpoint=latest",
+         "--json", good],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    code, err = run_case({"command": "predict", "workdir": str(tmp_path), "images": [good]})
+    (line,) = error_lines(err)
+    assert code == 2 and "holds no run" in line, err
