@@ -38,13 +38,14 @@ print(json.dumps(facts))
 EOF
 echo "gpu_check: $(cat "$work/machine.json")" >&2
 
-variant="" tiny=() bench_steps=(--steps 100 --warmup 10)
+variant="" tiny=() bench_steps=(--steps 100 --warmup 10) convs=()
 if [ "$dry" = 1 ]; then  # every step of the check, at the smallest size that runs it
   variant=":smoke" bench_steps=(--steps 3 --warmup 1)
+  tiny=(--config.num_train_examples=128 --config.num_test_examples=64 --config.num_epochs=1
+        --config.batch_size=32 --config.eval_batch_size=64)
   # XLA's convolutions, which `auto` picks on a GPU: on the CPU they compile faster than
   # the banded ones it picks there, and the dry run rehearses the GPU's run.
-  tiny=(--config.num_train_examples=128 --config.num_test_examples=64 --config.num_epochs=1
-        --config.batch_size=32 --config.eval_batch_size=64 --config.model.conv_impl=xla)
+  convs=(--config.model.conv_impl=xla)
 fi
 if [ -z "$cifar_dir" ] && [ -f ../shared/data/cifar10-jpeg.tar.gz ]; then
   cifar_dir=$("$python" scripts/prepare_cifar10.py)
@@ -56,7 +57,7 @@ train() {
   local started ended
   started=$(date +%s.%N)
   "$python" -m lenet_jax.train --config "$config$variant" --workdir "$work/$name" \
-    --config.epoch_loop=auto "${tiny[@]}" "$@" >"$work/$name.log" 2>&1 \
+    --config.epoch_loop=auto "${tiny[@]}" "${convs[@]}" "$@" >"$work/$name.log" 2>&1 \
     || { tail -5 "$work/$name.log" >&2; echo "gpu_check: $name failed" >&2; exit 1; }
   ended=$(date +%s.%N)
   "$python" - "$work/$name" "$name" "$started" "$ended" <<'EOF' >>"$work/runs.jsonl"
@@ -72,7 +73,7 @@ EOF
   echo "gpu_check: $(tail -1 "$work/runs.jsonl")" >&2
 }
 
-"$python" scripts/benchmark.py --config "configs/fashion.py$variant" "${bench_steps[@]}" \
+"$python" scripts/benchmark.py --config "configs/fashion.py$variant" "${bench_steps[@]}" "${convs[@]}" \
   --json "$work/bench.json" \
   >"$work/bench.log" 2>&1 || { tail -5 "$work/bench.log" >&2; exit 1; }
 train configs/fashion.py fashion
