@@ -169,13 +169,11 @@ def classes(
     """Per class: its most confidently right test examples, then the most confident mistakes
     on it (the true class predicted as another), each with its probability. `logits`: the
     test split's, where the caller has them (else predicted here)."""
+    images, labels = snapshot.dataset.split("test")
     if logits is None:
-        logits, labels = predict_split(snapshot, "test")
-    else:
-        labels = snapshot.dataset.split("test")[1]
+        logits = predict_split(snapshot, "test")[0]
     probabilities = softmax(np.asarray(logits, np.float64))
     predicted = probabilities.argmax(-1)
-    images = snapshot.dataset.split("test")[0]
     names = snapshot.dataset.class_names
     fig = Figure(figsize=(1.3 * (correct + mistakes) + 1, 1.45 * len(names)), layout="constrained")
     grid = fig.add_gridspec(len(names), correct + mistakes)

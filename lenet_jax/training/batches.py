@@ -84,7 +84,8 @@ def epoch_batches(
     indices: range,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[tuple]:
-    """Placed (images, labels) of the epoch's batches `indices`, placed a chunk at a time."""
+    """Placed (images, labels) of the epoch's batches `indices`: a chunk at a time, or read
+    ahead by grain for a streamed split."""
     share = strategy.process_slice(batch_size)
     batches = [batch_indices(order, batch_size, index, share) for index in indices]
     read = lambda idx: (images[idx], labels[idx])  # noqa: E731
