@@ -151,6 +151,9 @@ def base_config() -> ml_collections.ConfigDict:
     # JAX's persistent compilation cache in $LENET_JAX_CACHE/jax (or ~/.cache/lenet_jax/jax):
     # a rerun loads its compiled steps from disk. False compiles afresh.
     config.compilation_cache = True
+    # `train` draws workdir/plots/*.png and report.html when the run ends; False leaves them
+    # to `evaluate` (sweeps, scripted runs, the GPU check: each costs a second or more).
+    config.plots = True
     return config
 
 

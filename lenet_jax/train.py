@@ -2,8 +2,8 @@
 
 Flags only; the loop is `train_and_evaluate` (importable from here, as in the flax
 examples). Rerunning the same command on the same workdir resumes from the latest
-checkpoint. The plots are drawn here, after training returns, so importing this module
-imports no plotting library.
+checkpoint. The plots are drawn here, after training returns (unless `config.plots` is
+False), so importing this module imports no plotting library.
 """
 
 import os
@@ -42,10 +42,11 @@ def main(argv: list[str]) -> None:
             print(f"{e}. {e.hint}", flush=True)
             exit_now(e.exit_code)
     if distributed.is_main_process():
-        from lenet_jax.report import page, plots  # matplotlib, only once training is done
+        if config.plots:
+            from lenet_jax.report import page, plots  # matplotlib, once training is done
 
-        plots.write_run_plots(_WORKDIR.value, result, result.test_predictions)
-        page.write_report(_WORKDIR.value)
+            plots.write_run_plots(_WORKDIR.value, result, result.test_predictions)
+            page.write_report(_WORKDIR.value)
         test, ema = result.test, result.test_ema
         print(
             f"final test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f})"

@@ -2,7 +2,8 @@
 # The GPU check: one short run on a machine with an accelerator (under 8 minutes on an H100).
 # Prints the versions and the device, then runs the step benchmark and whole runs of
 # configs/fashion.py, configs/cifar10.py and configs/cifar10_airbench.py with
-# epoch_loop=auto, and writes every figure to one JSON file.
+# epoch_loop=auto (no plots: the check keeps their metrics and wall times), and writes every
+# figure to one JSON file.
 #
 #   scripts/gpu_check.sh [--dry-run] [--out FILE] [--python PY] [--cifar_dir DIR]
 #
@@ -57,7 +58,8 @@ train() {
   local started ended
   started=$(date +%s.%N)
   "$python" -m lenet_jax.train --config "$config$variant" --workdir "$work/$name" \
-    --config.epoch_loop=auto "${tiny[@]}" "${convs[@]}" "$@" >"$work/$name.log" 2>&1 \
+    --config.epoch_loop=auto --config.plots=false "${tiny[@]}" "${convs[@]}" "$@" \
+    >"$work/$name.log" 2>&1 \
     || { tail -5 "$work/$name.log" >&2; echo "gpu_check: $name failed" >&2; exit 1; }
   ended=$(date +%s.%N)
   "$python" - "$work/$name" "$name" "$started" "$ended" <<'EOF' >>"$work/runs.jsonl"

@@ -18,7 +18,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def train(workdir: str, data_dir: str, epochs: int) -> dict:
     cmd = tiny_train_command(
-        workdir, data_dir, "--config.parallelism=single", f"--config.num_epochs={epochs}"
+        workdir,
+        data_dir,
+        "--config.parallelism=single",
+        f"--config.num_epochs={epochs}",
+        "--config.plots=false",
     )
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     return {"code": done.returncode, "stdout": done.stdout, "stderr": done.stderr}

@@ -211,6 +211,7 @@ def _train_cmd(workdir, tiny_mnist_dir, epochs):
         "--config.batch_size=8",
         "--config.eval_batch_size=256",
         f"--config.num_epochs={epochs}",
+        "--config.plots=false",
     )
 
 

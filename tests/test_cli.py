@@ -54,10 +54,13 @@ def test_missing_config_file_is_one_line(tmp_path):
     assert code == 2 and "configs/nope.py" in line, err
 
 
-def test_successful_run_states_final_accuracy_last(tiny_mnist_dir, tmp_path):
+def test_successful_run_states_final_accuracy_last_and_draws_the_plots(tiny_mnist_dir, tmp_path):
     result = run(tiny_train_command(tmp_path, tiny_mnist_dir, "--config.parallelism=single"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1].startswith("final test accuracy: ")
+    drawn = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert drawn == ["confusion.png", "curves.png", "misclassified.png"]
+    assert (tmp_path / "report.html").is_file()  # `config.plots=False`: neither (test_parallel)
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(str(REPO / "configs" / "*.py"))))

@@ -24,6 +24,7 @@ def test_vgg_tiny_from_examples_trains_through_the_cli(tiny_mnist_dir, tmp_path)
         tiny_mnist_dir,
         "--config.parallelism=single",
         "--config.model.name=my_models.vgg_tiny:VGGTiny",
+        "--config.plots=false",
     )
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -88,6 +88,7 @@ def _train_cmd(workdir, data_dir, *extra):
         "--config.eval_batch_size=128",
         "--config.num_epochs=2",
         "--config.parallelism=sharded",
+        "--config.plots=false",
         *extra,
     )
 
@@ -134,3 +135,4 @@ def test_two_processes_on_loopback_match_one_process(tiny_config, tiny_mnist_dir
     for a, b in zip(rows_one, rows_two):
         assert abs(a["loss"] - b["loss"]) < 1e-5 and a["accuracy"] == b["accuracy"]
     assert json.loads((tmp_path / "two" / "config.json").read_text())["parallelism"] == "sharded"
+    assert not {"plots", "report.html"} & {p.name for p in (tmp_path / "two").iterdir()}

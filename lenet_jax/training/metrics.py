@@ -217,9 +217,13 @@ def evaluate_logits(
     logits: np.ndarray, labels: np.ndarray, terms: Mapping[str, np.ndarray] | None = None
 ) -> dict[str, float]:
     """Every metric over a whole split from its logits (a population's too), and a loss's
-    per-example `terms`, as the eval step computes them."""
+    per-example `terms`, as the eval step computes them. Compiled as one program: run op by
+    op, each of its few dozen operations would be compiled on its own for every new shape.
+    The function is made anew on each call, so its trace reads `METRICS` as it is then (a
+    fork may add a metric at run time): JAX reuses a function's trace."""
     terms = {name: jnp.asarray(value) for name, value in (terms or {}).items()}
-    sums = eval_sums(jnp.asarray(logits), jnp.asarray(labels), terms=terms)
+    compiled = jax.jit(lambda logits, labels, terms: eval_sums(logits, labels, terms=terms))
+    sums = compiled(jnp.asarray(logits), jnp.asarray(labels), terms)
     return Totals().merge([sums]).compute()
 
 
