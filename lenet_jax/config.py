@@ -152,7 +152,7 @@ def base_config() -> ml_collections.ConfigDict:
     # a rerun loads its compiled steps from disk. False compiles afresh.
     config.compilation_cache = True
     # `train` draws workdir/plots/*.png and report.html when the run ends; False leaves them
-    # to `evaluate` (sweeps, scripted runs, the GPU check: each costs a second or more).
+    # to `evaluate` and `inspect`, for runs nobody looks at (sweeps, scripts, the GPU check).
     config.plots = True
     return config
 

@@ -80,11 +80,13 @@ def test_a_carry_from_before_the_metrics_module_still_resumes():
     assert totals.compute() == pytest.approx({"loss": 0.5, "accuracy": 0.25})
 
 
+TOP2 = metrics.Metric(
+    "top2_accuracy", lambda logits, labels, loss: metrics.top_k_correct(logits, labels, 2)
+)
+
+
 def test_a_metric_defined_in_one_place_reaches_every_output(tiny_config, tmp_path, monkeypatch):
-    top2 = metrics.Metric(
-        "top2_accuracy", lambda logits, labels, loss: metrics.top_k_correct(logits, labels, 2)
-    )
-    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, top2])  # the one place
+    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, TOP2])  # the one place
     tiny_config.num_epochs = 1
     result = trainer.train_and_evaluate(tiny_config, str(tmp_path))
     rows = read_rows(tmp_path / "metrics.jsonl")
@@ -100,3 +102,13 @@ def test_a_metric_defined_in_one_place_reaches_every_output(tiny_config, tmp_pat
     in_top2 = (np.argsort(-logits, axis=-1, kind="stable")[:, :2] == labels[:, None]).any(-1)
     assert report["top2_accuracy"] == pytest.approx(in_top2.mean())
     assert report["top2_accuracy"] == pytest.approx(rows[-1]["top2_accuracy"])
+
+
+def test_a_metric_added_after_a_whole_split_was_scored_is_scored_next_time(monkeypatch):
+    """`evaluate_logits` is compiled: a metric added later must not meet a stale trace."""
+    rng = np.random.default_rng(1)
+    logits, labels = rng.normal(size=(40, 5)).astype(np.float32), rng.integers(0, 5, 40)
+    assert "top2_accuracy" not in metrics.evaluate_logits(logits, labels)
+    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, TOP2])
+    in_top2 = (np.argsort(-logits, axis=-1, kind="stable")[:, :2] == labels[:, None]).any(-1)
+    assert metrics.evaluate_logits(logits, labels)["top2_accuracy"] == pytest.approx(in_top2.mean())

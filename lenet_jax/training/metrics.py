@@ -14,6 +14,7 @@ same sums under their own names.
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -218,13 +219,19 @@ def evaluate_logits(
 ) -> dict[str, float]:
     """Every metric over a whole split from its logits (a population's too), and a loss's
     per-example `terms`, as the eval step computes them. Compiled as one program: run op by
-    op, each of its few dozen operations would be compiled on its own for every new shape.
-    The function is made anew on each call, so its trace reads `METRICS` as it is then (a
-    fork may add a metric at run time): JAX reuses a function's trace."""
+    op, each of its few dozen operations would be compiled on its own in a fresh process."""
     terms = {name: jnp.asarray(value) for name, value in (terms or {}).items()}
-    compiled = jax.jit(lambda logits, labels, terms: eval_sums(logits, labels, terms=terms))
+    compiled = _compiled_eval_sums(tuple(METRICS))
     sums = compiled(jnp.asarray(logits), jnp.asarray(labels), terms)
     return Totals().merge([sums]).compute()
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled_eval_sums(defined: tuple[Metric, ...]):
+    """`eval_sums` compiled, one function per set of defined metrics: its trace reads
+    `METRICS`, and a fork may add a metric at run time, while JAX keeps a function's trace."""
+    del defined  # the cache's key
+    return jax.jit(lambda logits, labels, terms: eval_sums(logits, labels, terms=terms))
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:

@@ -8,7 +8,6 @@ breaks the contract fails before any file is written.
 """
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -179,13 +178,7 @@ class Run:
 
     def learning_rate(self, step: int) -> float:
         """The peak schedule's rate at `step` (with accumulation, the schedule counts updates)."""
-        return float(self._compiled_schedule(step // self.config.grad_accum_steps))
-
-    @functools.cached_property
-    def _compiled_schedule(self):
-        """The schedule as one compiled program: op by op, each of its operations would be
-        compiled on its own in every new process."""
-        return jax.jit(self.schedule)
+        return float(self.schedule(step // self.config.grad_accum_steps))
 
     def _normalization(self) -> dict:
         """What evaluation and prediction share: normalisation and test-time augmentation."""
