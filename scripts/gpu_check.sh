@@ -75,8 +75,8 @@ EOF
   echo "gpu_check: $(tail -1 "$work/runs.jsonl")" >&2
 }
 
-"$python" scripts/benchmark.py --config "configs/fashion.py$variant" "${bench_steps[@]}" "${convs[@]}" \
-  --json "$work/bench.json" \
+"$python" scripts/benchmark.py --config "configs/fashion.py$variant" "${bench_steps[@]}" \
+  "${convs[@]}" --json "$work/bench.json" \
   >"$work/bench.log" 2>&1 || { tail -5 "$work/bench.log" >&2; exit 1; }
 train configs/fashion.py fashion
 if [ -n "$cifar_dir" ]; then

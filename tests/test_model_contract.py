@@ -109,8 +109,8 @@ KWARGS_FACTORY = "fork_models.kwargs_factory:Model"  # big_vision's `Model(..., 
 @pytest.mark.parametrize(
     "model, fields",
     [
-        (NNX_IDIOMS[0], {}),  # NNX, rngs at the call
-        (NNX_IDIOMS[2], {}),  # NNX, train()/eval() and BatchNorm
+        ("fork_models.nnx_idioms:CallRngsCNN", {}),  # NNX, rngs at the call
+        ("fork_models.nnx_idioms:ModeSwitchBN", {}),  # NNX, train()/eval() and BatchNorm
         (KWARGS_FACTORY, {"variant": "m"}),
         ("fork_models.partial_bn:ResNetish2", {}),  # linen, a partial, BatchNorm
         ("fork_models.tuple_output:TinyViTish", {}),

@@ -88,7 +88,10 @@ def epoch_batches(
     ahead by grain for a streamed split."""
     share = strategy.process_slice(batch_size)
     batches = [batch_indices(order, batch_size, index, share) for index in indices]
-    read = lambda idx: (images[idx], labels[idx])  # noqa: E731
+
+    def read(idx):
+        return images[idx], labels[idx]
+
     return _placed(strategy, images, batches, read, batch_size, chunk_bytes)
 
 
