@@ -20,7 +20,7 @@ class NnxModel(Model):
     def __init__(self, name: str, build: Callable[[nnx.Rngs], nnx.Module]):
         super().__init__(name)
         self._build = build
-        self._template = None  # (graphdef, params, rng state, batch_stats) of a concrete build
+        self._template = None  # (graphdef, params, rng state, batch_stats) of an abstract build
 
     def _split(self, module: nnx.Module):
         if not isinstance(module, nnx.Module):
@@ -31,9 +31,12 @@ class NnxModel(Model):
         return nnx.split(module, nnx.Param, nnx.RngState, ...)
 
     def template(self):
-        """The graph and state structure, from one concrete build (cached)."""
+        """The graph and state structure, from one abstract build (cached): shapes only,
+        as every value is replaced (parameters and statistics by the state's, RNG keys
+        reseeded per call). Built concretely, each initializer would run op by op, and
+        compile on its own, outside any jit: over a second for a small CNN."""
         if self._template is None:
-            module = self._build(nnx.Rngs(0))
+            module = nnx.eval_shape(lambda: self._build(nnx.Rngs(0)))
             self._template = self._split(module)
             self._call_kwarg, self._call_inverted = mode_of_call(type(module).__call__)
             self._call_rngs = parameters_of(type(module).__call__).get("rngs")
