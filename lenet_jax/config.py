@@ -122,6 +122,11 @@ def base_config() -> ml_collections.ConfigDict:
     # How one step walks the replicas: vmap (all at once) | map (one after another, inside
     # the compiled step: faster on a CPU) | auto: map on CPU, vmap on GPU/TPU.
     config.replica_loop = "auto"
+    # A hyperparameter sweep in one compiled step (training/sweeps.py): a JSON object of
+    # field -> the values to try, e.g. '{"optimizer.learning_rate": [1e-3, 3e-3]}'. Each
+    # combination is trained by num_replicas members (its seeds); "" = no sweep.
+    config.sweep = ""
+    config.sweep_mode = "grid"  # grid (every combination) | zip (the i-th values together)
     # The test metric that ranks the checkpoints ("best") and drives early stopping: a name
     # from lenet_jax.training.metrics.METRICS (loss: lower is better; the others: higher).
     config.best_metric = "accuracy"

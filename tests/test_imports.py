@@ -29,7 +29,8 @@ LAYERS = [
         ["training.run", "training.builders", "training.run_data", "training.results",
          "training.cadence", "training.config_checks", "training.epochs", "training.callbacks",
          "training.profiling", "training.progress", "training.warm_start", "training.resume",
-         "training.workdir", "training.checkpointing", "training.metrics_log"],
+         "training.workdir", "training.checkpointing", "training.metrics_log",
+         "training.sweeps"],
     ),  # fmt: skip
     ("the loop", ["training"]),
     ("reports", ["report", "bench"]),

@@ -10,7 +10,7 @@ import numpy as np
 from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.report.page import EVAL_FILE
-from lenet_jax.training import metrics
+from lenet_jax.training import metrics, sweeps
 from lenet_jax.training.results import Snapshot
 
 
@@ -68,7 +68,8 @@ def evaluation_report(
     "per_class_accuracy", "confusion_matrix", "class_names"}: the metrics are those training
     reports (`training.metrics`). A population's (logits (N, examples, classes)) are the
     mean over replicas with `_std` and `_per_replica`, and `ensemble_*` (averaged
-    probabilities), whose predictions the per-class figures and the confusion count."""
+    probabilities), whose predictions the per-class figures and the confusion count. A
+    sweep's adds "members" (`sweeps.table`: values and scores, best first) and "best"."""
     from lenet_jax.report.inference import combined_logits
 
     names = snapshot.dataset.class_names
@@ -76,7 +77,7 @@ def evaluation_report(
     predictions = combined_logits(logits).argmax(-1)
     confusion = metrics.confusion_matrix(labels, predictions, len(names))
     per_class = per_class_accuracy(confusion)
-    return {
+    report = {
         "step": snapshot.step,
         "weights": snapshot.weights,
         "num_examples": len(labels),
@@ -85,6 +86,11 @@ def evaluation_report(
         "confusion_matrix": confusion.tolist(),
         "class_names": list(names),
     }
+    sweep, best = snapshot.run.sweep, snapshot.config.best_metric
+    if sweep:
+        members = sweeps.table(sweep, scores, best, metrics.metric(best).higher_is_better)
+        report |= {"members": members, "best": members[0]}
+    return report
 
 
 def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:

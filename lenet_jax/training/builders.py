@@ -4,7 +4,14 @@ optimizer with its schedule (counting updates) and parameter groups."""
 
 from lenet_jax.data import Dataset
 from lenet_jax.models import Model, build_model
-from lenet_jax.training import compile_options, distributed, losses, parallel, param_groups
+from lenet_jax.training import (
+    compile_options,
+    distributed,
+    losses,
+    parallel,
+    param_groups,
+    sweeps,
+)
 from lenet_jax.training.optim import make_optimizer, make_schedule
 
 
@@ -46,16 +53,26 @@ def strategy(config, model: Model, name: str, *, check_batches: bool) -> paralle
     return strategy
 
 
-def optimizer(config, model: Model, dataset: Dataset, steps_per_epoch: int):
+def optimizer(config, model: Model, dataset: Dataset, steps_per_epoch: int, sweep=None):
     """(schedule, transformation): the schedule counts updates, not batches; the freeze and
-    parameter-group regexes are checked against the model's parameter paths."""
+    parameter-group regexes are checked against the model's parameter paths. A `sweep`'s
+    fields are read from the optimizer's state (`sweeps.swept_optimizer`)."""
     accum = config.grad_accum_steps
-    schedule = make_schedule(
-        config.optimizer,
-        total_steps=max(1, steps_per_epoch * config.num_epochs // accum),
-        steps_per_epoch=max(1, steps_per_epoch // accum),
-    )
-    tx = make_optimizer(config.optimizer, schedule, freeze=config.freeze, accum_steps=accum)
+
+    def schedule_of(optimizer_config):
+        return make_schedule(
+            optimizer_config,
+            total_steps=max(1, steps_per_epoch * config.num_epochs // accum),
+            steps_per_epoch=max(1, steps_per_epoch // accum),
+        )
+
+    def tx_of(optimizer_config, schedule):
+        return make_optimizer(optimizer_config, schedule, freeze=config.freeze, accum_steps=accum)
+
+    schedule = schedule_of(config.optimizer)
+    tx = tx_of(config.optimizer, schedule)
+    if sweep is not None:
+        tx = sweeps.swept_optimizer(config.optimizer, sweep.fields, schedule_of, tx_of)
     param_groups.check_matches(
         model.abstract_params(dataset.image_shape),
         freeze=config.freeze,

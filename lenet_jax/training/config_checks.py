@@ -14,7 +14,7 @@ import ml_collections
 from lenet_jax.config import COMPUTE_DTYPES
 from lenet_jax.errors import UserError
 from lenet_jax.ops.conv import CONV_IMPLS
-from lenet_jax.training import metrics
+from lenet_jax.training import metrics, sweeps
 from lenet_jax.training.augment import TTA
 from lenet_jax.training.epochs import EPOCH_LOOPS
 from lenet_jax.training.optim import OPTIMIZERS, SCHEDULES
@@ -42,6 +42,7 @@ def _choices() -> dict[str, tuple]:
         "eval_tta": TTA,
         "ema_ramp": EMA_RAMPS,
         "best_metric": tuple(metrics.names()),
+        "sweep_mode": sweeps.SWEEP_MODES,
     }
 
 
@@ -95,6 +96,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_single_fields(config)
     _check_pairs(config)
     check_groups(config.optimizer.param_groups)
+    _check_sweep(config)
+
+
+def _check_sweep(config: ml_collections.ConfigDict) -> None:
+    """Each member of a sweep passes the checks the same values pass as overrides."""
+    sweep = sweeps.parse(config)
+    for member in range(0, sweep.size, sweep.seeds) if sweep else ():
+        values = sweep.values(member)
+        try:
+            validate(sweeps.filled(config, values))
+        except UserError as e:
+            given = ", ".join(f"{field}={value!r}" for field, value in values.items())
+            raise UserError(f"config.sweep: the member with {given}: {e}") from e
 
 
 def _check_tables(config: ml_collections.ConfigDict) -> None:

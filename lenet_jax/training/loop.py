@@ -11,7 +11,6 @@ import contextlib
 import os
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -28,6 +27,8 @@ from lenet_jax.training.profiling import StepProfiler
 from lenet_jax.training.results import TrainResult
 from lenet_jax.training.resume import restore_or_init
 from lenet_jax.training.run import Run, build_run
+from lenet_jax.training.steps import trees_equal
+from lenet_jax.training.sweeps import builtin_callbacks
 from lenet_jax.training.tensorboard import SUBDIR as TENSORBOARD_DIR
 from lenet_jax.training.writers import create_writer
 
@@ -44,6 +45,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         compilation_cache.enable()
     run = build_run(config)  # writes nothing: a bad config or model leaves no workdir
     callbacks = callbacks_lib.build(config.get("callbacks", ()))  # nor a bad callback
+    callbacks.named += builtin_callbacks(run, workdir)  # a sweep's table
     main = distributed.is_main_process()
     ckpt_dir = os.path.join(workdir, "checkpoints")
     with lock.exclusive(workdir) if main else contextlib.nullcontext():
@@ -184,6 +186,8 @@ class Loop:
                 ema_state = state.replace(params=state.ema_params)
                 rows[EMA_SPLIT] = self.test_ema = self.evaluate(ema_state)
         train |= self.train_extras(result)
+        for scalars in rows.values() if self.run.sweep else ():  # beside `*_per_replica`
+            scalars["members"] = self.run.sweep.members()
         self.writer.write(self.step, epoch + 1, rows)
         for split, scalars in rows.items():
             self.history.append({"step": self.step, "epoch": epoch + 1, "split": split, **scalars})
@@ -239,10 +243,3 @@ class Loop:
             "train_seconds": self.budget.seconds(),
         }
         self.ckpts.save(self.step, host_state, loop, metrics=metrics)
-
-
-@jax.jit
-def trees_equal(a, b) -> jax.Array:
-    """Whether two parameter trees hold the same values, as one scalar from the device."""
-    leaves = [jnp.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
-    return jnp.all(jnp.stack(leaves))

@@ -67,8 +67,9 @@ SCHEDULES: dict[str, Callable[[Config, int, int], optax.Schedule]] = {
 
 
 def _with_l2(tx: optax.GradientTransformation, weight_decay: float):
-    """Classic L2 weight decay: added to the gradients before the update rule."""
-    if not weight_decay:
+    """Classic L2 weight decay: added to the gradients before the update rule (always,
+    where the decay is an array: a sweep's, read from the state)."""
+    if isinstance(weight_decay, int | float) and not weight_decay:
         return tx
     return optax.chain(optax.add_decayed_weights(weight_decay), tx)
 

@@ -28,6 +28,7 @@ from lenet_jax.training import (
     parallel,
     replicas,
     steps,
+    sweeps,
     warm_start,
 )
 from lenet_jax.training.compile_options import run_once
@@ -49,6 +50,7 @@ class Run:
     schedule: optax.Schedule
     keys: dict[str, jax.Array]
     steps_per_epoch: int
+    sweep: sweeps.Sweep | None = None  # config.sweep's members, where it has one
 
     @property
     def compute_dtype(self):
@@ -56,7 +58,8 @@ class Run:
 
     @property
     def num_replicas(self) -> int:
-        return self.config.num_replicas
+        """The population's size: a sweep's members, else config.num_replicas."""
+        return self.sweep.size if self.sweep else self.config.num_replicas
 
     @property
     def own_data_order(self) -> bool:
@@ -77,7 +80,12 @@ class Run:
 
     def _create_state(self, key, images) -> TrainState:
         create = lambda k: create_train_state(self.model, self.tx, k, images, ema=self.has_ema)  # noqa: E731
-        return replicas.vectorize_init(create, self.num_replicas)(key)
+        return self._with_member_values(replicas.vectorize_init(create, self.num_replicas)(key))
+
+    def _with_member_values(self, state: TrainState) -> TrainState:
+        if self.sweep is None:
+            return state
+        return state.replace(opt_state=sweeps.with_member_values(state.opt_state, self.sweep))
 
     def init_images(self) -> np.ndarray:
         """What the model's init sees: the first `config.init_images` training images,
@@ -104,9 +112,10 @@ class Run:
 
     def state_from(self, params, batch_stats) -> TrainState:
         """Step 0 at given parameters (a warm start): fresh optimizer state and EMA."""
-        create = lambda p, b: state_from(p, b, self.tx, ema=self.has_ema)  # noqa: E731
+        fresh = lambda p, b: state_from(p, b, self.tx, ema=self.has_ema)  # noqa: E731
         if self.num_replicas > 1:
-            create = jax.vmap(create, out_axes=replicas.STATE_AXES)
+            fresh = jax.vmap(fresh, out_axes=replicas.STATE_AXES)
+        create = lambda p, b: self._with_member_values(fresh(p, b))  # noqa: E731
         return run_once(create, params, batch_stats, options=self.strategy.compiler_options)
 
     def abstract_state(self, sharding=None) -> TrainState:
@@ -213,10 +222,12 @@ def build_run(
         )
     strategy = builders.strategy(config, model, strategy_name, check_batches=parallelism is None)
     steps_per_epoch = max(1, len(dataset.train_labels) // config.batch_size)
-    schedule, tx = builders.optimizer(config, model, dataset, steps_per_epoch)
+    sweep = sweeps.parse(config)
+    schedule, tx = builders.optimizer(config, model, dataset, steps_per_epoch, sweep)
     if config.init_from:
         warm_start.source_checkpoint(config.init_from)  # a bad path fails before any write
-    keys = make_keys(config.seed, config.num_replicas, own_data=config.replica_data_order)
+    members = sweep.size if sweep else config.num_replicas
+    keys = make_keys(config.seed, members, own_data=config.replica_data_order)
     return Run(
         config=config,
         dataset=dataset,
@@ -227,4 +238,5 @@ def build_run(
         schedule=schedule,
         keys=keys,
         steps_per_epoch=steps_per_epoch,
+        sweep=sweep,
     )

@@ -200,3 +200,10 @@ def make_scan_epoch(train_step):
         return jax.lax.scan(one_step, state, batch_indices)
 
     return epoch
+
+
+@jax.jit
+def trees_equal(a, b) -> jax.Array:
+    """Whether two parameter trees hold the same values, as one scalar from the device."""
+    leaves = [jnp.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+    return jnp.all(jnp.stack(leaves))

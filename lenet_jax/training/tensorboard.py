@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto import event_pb2, summary_pb2
 
+from lenet_jax.training.sweeps import member_label
+
 SUBDIR = "tensorboard"
 
 
@@ -52,13 +54,19 @@ class TensorBoardWriter:
 
     def write_scalars(self, step: int, split: str, scalars: Mapping[str, float | list]) -> None:
         """Each scalar as `split/name`; a list (a population's `*_per_replica`) as one curve
-        per replica, `split/name/r`."""
+        per replica, `split/name/r`, or per member of a sweep, labelled by its values."""
         if self._events is None:
             return
+        members = scalars.get("members")
+        labels = [member_label(m) for m in members] if members else None
         tagged = []
         for name, value in scalars.items():
+            if name == "members":
+                continue
             if isinstance(value, list | tuple):
-                tagged += [(f"{split}/{name}/{r}", v) for r, v in enumerate(value)]
+                tagged += [
+                    (f"{split}/{name}/{labels[r] if labels else r}", v) for r, v in enumerate(value)
+                ]
             else:
                 tagged.append((f"{split}/{name}", value))
         summary = summary_pb2.Summary(

@@ -1,0 +1,250 @@
+"""A hyperparameter sweep in one compiled step (`config.sweep`): the members of a population
+differ in their values of a few fields, not only in their seeds.
+
+`config.sweep` is a JSON object of field -> the values to try, e.g.
+`{"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [0, 5e-4]}`, taken as a
+grid (every combination) or zipped (the i-th values together; `config.sweep_mode`). Each
+combination is trained by `config.num_replicas` members (its seeds): member m is
+combination m // num_replicas with seed index m % num_replicas, and its keys are the
+population's, folded with m. The swept values live in the optimizer's state (`Swept`), one
+per member, so the compiled step reads them as data: one compile serves the whole sweep.
+
+What can vary is one table, `SWEEPABLE`. Anything else is refused in one line: a structural
+field (a width, the model, the batch size, the number of epochs) fixes the shapes or the
+program the step is compiled for.
+"""
+
+import dataclasses
+import itertools
+import json
+import os
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from lenet_jax import files
+from lenet_jax.errors import UserError
+from lenet_jax.training import metrics
+
+# field -> what it is to the step (every one enters the optimizer's arithmetic only).
+SWEEPABLE = {
+    "optimizer.learning_rate": "the schedule's peak rate",
+    "optimizer.weight_decay": "the optimizer's weight decay",
+}
+SWEEP_MODES = ("grid", "zip")  # what config.sweep_mode accepts
+_OPTIMIZER = "optimizer."
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """The swept fields, their combinations in member order, and the seeds of each."""
+
+    fields: tuple[str, ...]
+    combinations: tuple[tuple[float, ...], ...]
+    seeds: int
+
+    @property
+    def size(self) -> int:
+        """The number of members: combinations times seeds."""
+        return len(self.combinations) * self.seeds
+
+    def values(self, member: int) -> dict[str, float]:
+        """Member `member`'s value of each swept field."""
+        return dict(zip(self.fields, self.combinations[member // self.seeds], strict=True))
+
+    def members(self) -> list[dict[str, float]]:
+        """Every member's values and seed index, in member order (the rows' `members`)."""
+        return [{**self.values(m), "seed": m % self.seeds} for m in range(self.size)]
+
+    def hparams(self) -> dict[str, np.ndarray]:
+        """Each swept optimizer field's values over the members: (members,) float32."""
+        table = [self.values(m) for m in range(self.size)]
+        return {
+            field.removeprefix(_OPTIMIZER): np.asarray([row[field] for row in table], np.float32)
+            for field in self.fields
+        }
+
+
+def parse(config: ml_collections.ConfigDict) -> Sweep | None:
+    """`config.sweep` as a `Sweep` (None where it is empty); one line naming config.sweep
+    where it is not one. `config_checks` checks each member's values as overrides."""
+    if not config.sweep:
+        return None
+    spec = _spec(config.sweep)
+    fields = tuple(spec)
+    if config.sweep_mode == "grid":
+        combinations = tuple(itertools.product(*spec.values()))
+    else:
+        lengths = {field: len(values) for field, values in spec.items()}
+        if len(set(lengths.values())) > 1:
+            raise UserError(
+                f"config.sweep_mode='zip' takes the i-th value of every field together, but "
+                f"config.sweep's fields have different numbers of values: {lengths}"
+            )
+        combinations = tuple(zip(*spec.values(), strict=True))
+    return Sweep(fields=fields, combinations=combinations, seeds=config.num_replicas)
+
+
+def _spec(text: str) -> dict[str, list[float]]:
+    allowed = f"a JSON object of field -> list of numbers, the fields from {sorted(SWEEPABLE)}"
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"config.sweep={text!r} is not JSON ({e.msg}); expected {allowed}") from e
+    if not isinstance(spec, dict) or not spec:
+        raise UserError(f"config.sweep={text!r}; expected {allowed}")
+    for field, values in spec.items():
+        if field not in SWEEPABLE:
+            raise UserError(
+                f"config.sweep: {field!r} cannot vary inside one compiled step (only values "
+                f"the step reads as data can: a structural field fixes its shapes or program); "
+                f"sweepable: {sorted(SWEEPABLE)}"
+            )
+        numbers = isinstance(values, list) and values
+        if not numbers or not all(_is_number(v) for v in values):
+            raise UserError(f"config.sweep: {field!r} has {values!r}; expected {allowed}")
+    return spec
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def filled(
+    config: ml_collections.ConfigDict, values: dict[str, float]
+) -> ml_collections.ConfigDict:
+    """`config` with `values` set and no sweep: the recipe one member trains."""
+    single = config.copy_and_resolve_references()
+    with single.unlocked():
+        single.sweep = ""
+        for field, value in values.items():
+            section, name = field.rsplit(".", 1) if "." in field else ("", field)
+            target = single[section] if section else single
+            target[name] = float(value)
+    return single
+
+
+class SweptState(NamedTuple):
+    """The optimizer state of a sweep's member: its swept values and the inner state."""
+
+    hparams: dict[str, Any]
+    inner: Any
+
+
+class _WithValues:
+    """config.optimizer as the optimizer's builders read it, with some fields' values
+    replaced by (traced) arrays."""
+
+    def __init__(self, base: ml_collections.ConfigDict, values: dict[str, Any]):
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str):
+        values = object.__getattribute__(self, "_values")
+        return values[name] if name in values else getattr(self._base, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        self._values[name] = value
+
+    def copy_and_resolve_references(self) -> "_WithValues":
+        return _WithValues(self._base.copy_and_resolve_references(), self._values)
+
+    def unlocked(self):
+        return self._base.unlocked()
+
+
+def swept_optimizer(
+    optimizer: ml_collections.ConfigDict,
+    fields: tuple[str, ...],
+    schedule_of: Callable[[Any], optax.Schedule],
+    tx_of: Callable[[Any, optax.Schedule], optax.GradientTransformation],
+) -> optax.GradientTransformation:
+    """The transformation `tx_of(config.optimizer, schedule_of(config.optimizer))` makes,
+    with the swept `fields` read from its state: built anew from each member's values at
+    every update, so they are data to the compiled step. The state starts at the config's
+    own values (`with_member_values` gives each member its own). A swept peak rate scales
+    the schedule drawn at peak 1 (every schedule is linear in its peak, and optax's own
+    branch on the peak's value)."""
+    names = [field.removeprefix(_OPTIMIZER) for field in fields]
+
+    def inner(hparams) -> optax.GradientTransformation:
+        values = {name: value for name, value in hparams.items() if name != "learning_rate"}
+        if "learning_rate" not in hparams:
+            return tx_of(_WithValues(optimizer, values), schedule_of(optimizer))
+        unit, peak = (
+            schedule_of(_WithValues(optimizer, {"learning_rate": 1.0})),
+            hparams["learning_rate"],
+        )
+        return tx_of(_WithValues(optimizer, values), lambda step: peak * unit(step))
+
+    def init(params):
+        hparams = {name: jnp.asarray(optimizer[name], jnp.float32) for name in names}
+        return SweptState(hparams, inner(hparams).init(params))
+
+    def update(updates, state: SweptState, params=None):
+        updates, new = inner(state.hparams).update(updates, state.inner, params)
+        return updates, SweptState(state.hparams, new)
+
+    return optax.GradientTransformation(init, update)
+
+
+def with_member_values(opt_state: SweptState, sweep: Sweep) -> SweptState:
+    """A population's optimizer state with member m holding member m's values (a sweep of
+    one member is not a population: its values are scalars)."""
+    hparams = {
+        name: jnp.asarray(values if sweep.size > 1 else values[0])
+        for name, values in sweep.hparams().items()
+    }
+    return opt_state._replace(hparams=hparams)
+
+
+def member_label(member: dict) -> str:
+    """A member of the rows' `members` as one short label: `learning_rate=0.003 seed 1`."""
+    values = [
+        f"{field.rpartition('.')[2]}={value:g}"
+        for field, value in member.items()
+        if field != "seed"
+    ]
+    return " ".join([*values, f"seed {member['seed']}"])
+
+
+TABLE_FILE = "sweep.json"  # in the workdir, at the end of a sweep's run
+
+
+def table(sweep: Sweep, test: dict, best_metric: str, higher_is_better: bool) -> list[dict]:
+    """Each member's values and final test metrics (`test`: a population's test row, with
+    `*_per_replica`), best first by `best_metric`."""
+    rows = []
+    for member, values in enumerate(sweep.members()):
+        scores = {
+            name.removesuffix("_per_replica"): values_of_all[member]
+            for name, values_of_all in test.items()
+            if name.endswith("_per_replica")
+        }
+        rows.append({"member": member, **values, **scores})
+    return sorted(rows, key=lambda row: row[best_metric], reverse=higher_is_better)
+
+
+class SweepTable:
+    """The built-in callback that writes workdir/sweep.json (`table`) as a sweep's run ends."""
+
+    def __init__(self, path: str, sweep: Sweep, best_metric: str):
+        self.path, self.sweep, self.best_metric = path, sweep, best_metric
+
+    def on_end(self, state, test: dict | None) -> None:
+        if test:
+            better = metrics.metric(self.best_metric).higher_is_better
+            rows = table(self.sweep, test, self.best_metric, better)
+            files.write_text(self.path, json.dumps(rows, indent=2))
+
+
+def builtin_callbacks(run, workdir: str) -> list[tuple[str, object]]:
+    """(name, callback) of what a sweep's run adds to config.callbacks: its table."""
+    if run.sweep is None:
+        return []
+    path = os.path.join(workdir, TABLE_FILE)
+    return [(TABLE_FILE, SweepTable(path, run.sweep, run.config.best_metric))]
