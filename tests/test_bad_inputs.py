@@ -39,6 +39,7 @@ ACCEPTED = {
     ("init_exclude", ""): "'' excludes nothing",
     ("freeze", ""): "'' freezes nothing",
     ("init_from", ""): "'' is a fresh start",
+    ("sweep", ""): "'' is no sweep",
     ("max_train_seconds", "0"): "0 is no budget",
     ("tfds_data_dir", "no_such_value"): "read only for a TFDS dataset (these runs read files)",
     ("tfds_data_dir", "x" * 5000): "read only for a TFDS dataset (these runs read files)",

@@ -17,7 +17,7 @@ LAYERS = [
          "models.probe", "training.state", "training.steps", "training.eval_steps",
          "training.keys", "training.losses", "training.metrics", "training.optim",
          "training.augment", "training.param_groups", "training.replicas",
-         "training.compile_options"],
+         "training.sweep_optim", "training.compile_options"],
     ),  # fmt: skip
     (
         "data, models and devices",

@@ -1,6 +1,7 @@
 """A hyperparameter sweep in one compiled step (`config.sweep`): each member trains as the
 recipe alone with its values and its folded keys; the rows, sweep.json and `evaluate` name
-every member; a bad sweep is one line before anything runs."""
+every member; `export` makes one an ordinary run; a bad sweep is one line before anything
+runs."""
 
 import json
 
@@ -11,6 +12,8 @@ import pytest
 
 from lenet_jax.errors import UserError
 from lenet_jax.report.evaluation import evaluate_workdir
+from lenet_jax.report.export import export_member
+from lenet_jax.report.inference import load_run
 from lenet_jax.training import config_checks, replicas, steps, sweeps
 from lenet_jax.training import loop as trainer
 from lenet_jax.training.metrics_log import read_rows
@@ -20,9 +23,8 @@ from lenet_jax.training.state import create_train_state
 SWEEP = {"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [0, 5e-4]}
 
 
-@pytest.mark.parametrize("epoch_loop", ["python", "scan"])
-def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config, epoch_loop):
-    """Zipped, so two members cover both fields; each also differs from the other."""
+def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config):
+    """Under the step loop and the scanned epoch; zipped, so two members cover both fields."""
     tiny_config.sweep, tiny_config.sweep_mode = json.dumps(SWEEP), "zip"
     run = build_run(tiny_config)
     assert run.num_replicas == 2 and run.sweep.members() == [
@@ -30,17 +32,13 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
         {"optimizer.learning_rate": 3e-3, "optimizer.weight_decay": 5e-4, "seed": 0},
     ]
     images, labels = run.dataset.train_images, run.dataset.train_labels
-    indices = np.arange(3 * 64).reshape(3, 64)  # three steps
-    state = run.init_state()
-    if epoch_loop == "python":
-        step = jax.jit(run.train_step())
-        for batch in indices:
-            state, sums = step(state, images[batch], labels[batch], run.keys["train"])
-        losses = sums["loss"]
-    else:
-        epoch = jax.jit(steps.make_scan_epoch(run.train_step()))
-        state, stacked = epoch(state, images, labels, indices, run.keys["train"])
-        losses = stacked["loss"][-1]
+    indices = np.arange(2 * 64).reshape(2, 64)  # two steps
+    looped = scanned = run.init_state()
+    step = jax.jit(run.train_step())
+    for batch in indices:
+        looped, sums = step(looped, images[batch], labels[batch], run.keys["train"])
+    epoch = jax.jit(steps.make_scan_epoch(run.train_step()))
+    scanned, stacked = epoch(scanned, images, labels, indices, run.keys["train"])
     for member in range(2):
         alone_run = build_run(sweeps.filled(tiny_config, run.sweep.values(member)))
         alone = create_train_state(
@@ -55,29 +53,33 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
             alone, alone_sums = alone_step(
                 alone, images[batch], labels[batch], run.keys["train"][member]
             )
-        chex.assert_trees_all_close(replicas.select(state, member).params, alone.params, atol=1e-6)
-        np.testing.assert_allclose(losses[member], alone_sums["loss"], rtol=1e-5)
-    first, second = (jax.tree.leaves(replicas.select(state, m).params)[0] for m in (0, 1))
+        for state, loss in ((looped, sums["loss"]), (scanned, stacked["loss"][-1])):
+            chex.assert_trees_all_close(
+                replicas.select(state, member).params, alone.params, atol=1e-6
+            )
+            np.testing.assert_allclose(loss[member], alone_sums["loss"], rtol=1e-5)
+    first, second = (jax.tree.leaves(replicas.select(looped, m).params)[0] for m in (0, 1))
     assert not np.allclose(first, second)
 
 
 def test_a_sweep_names_every_member_in_its_rows_sweep_json_and_evaluate(tiny_config, tmp_path):
-    """A grid of 2 x 2 values, 2 seeds each: 8 members, one compiled step."""
-    tiny_config.sweep, tiny_config.num_replicas = json.dumps(SWEEP), 2
+    """A grid of 2 x 1 values, 2 seeds each: 4 members, one compiled step."""
+    sweep = {"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [5e-4]}
+    tiny_config.sweep, tiny_config.num_replicas = json.dumps(sweep), 2
+    tiny_config.num_epochs, tiny_config.best_metric = 1, "loss"  # lower is better
     result = trainer.train_and_evaluate(tiny_config, str(tmp_path))
     grid = [
-        {"optimizer.learning_rate": lr, "optimizer.weight_decay": wd, "seed": seed}
+        {"optimizer.learning_rate": lr, "optimizer.weight_decay": 5e-4, "seed": seed}
         for lr in (1e-3, 3e-3)
-        for wd in (0, 5e-4)
         for seed in (0, 1)
     ]
     rows = read_rows(tmp_path / "metrics.jsonl")
     assert [row["members"] for row in rows] == [grid] * len(rows)
-    assert len(rows[-1]["accuracy_per_replica"]) == 8
+    assert len(rows[-1]["accuracy_per_replica"]) == 4
     table = json.loads((tmp_path / sweeps.TABLE_FILE).read_text())
-    accuracies = [row["accuracy"] for row in table]
-    assert accuracies == sorted(accuracies, reverse=True)
-    assert sorted(row["member"] for row in table) == list(range(8))
+    losses = [row["loss"] for row in table]
+    assert losses == sorted(losses) and table[0]["member"] != 0
+    assert sorted(row["member"] for row in table) == list(range(4))
     for row in table:
         assert {**grid[row["member"]], "accuracy": row["accuracy"]} == {
             k: row[k] for k in (*grid[0], "accuracy")
@@ -85,7 +87,33 @@ def test_a_sweep_names_every_member_in_its_rows_sweep_json_and_evaluate(tiny_con
         assert row["accuracy"] == result.test["accuracy_per_replica"][row["member"]]
     report = evaluate_workdir(str(tmp_path), "latest")
     assert [row["member"] for row in report["members"]] == [row["member"] for row in table]
-    assert report["best"]["accuracy"] == table[0]["accuracy"]
+    assert report["best"]["member"] == table[0]["member"]
+    _check_the_exported_member_is_an_ordinary_run(tmp_path, table, rows, result)
+
+
+def _check_the_exported_member_is_an_ordinary_run(workdir, table, rows, result):
+    """`export --member best`: the best member's config, state and rows, no member axis;
+    `evaluate` scores it as the sweep scored that member."""
+    best = table[0]
+    exported = export_member(str(workdir), "best", str(workdir / "best"))
+    assert exported["member"] == best["member"]
+    config = json.loads((workdir / "best" / "config.json").read_text())
+    assert (config["sweep"], config["num_replicas"]) == ("", 1)
+    assert config["optimizer"]["learning_rate"] == best["optimizer.learning_rate"]
+    assert config["optimizer"]["weight_decay"] == best["optimizer.weight_decay"]
+    member = load_run(str(workdir / "best"), "latest")
+    chex.assert_trees_all_equal(
+        member.state.params, replicas.select(result.state, best["member"]).params
+    )
+    own = read_rows(workdir / "best" / "metrics.jsonl")
+    assert [r["accuracy"] for r in own] == [r["accuracy_per_replica"][best["member"]] for r in rows]
+    assert own[0]["learning_rate"] == rows[0]["learning_rate_per_replica"][best["member"]]
+    report = evaluate_workdir(str(workdir / "best"), "latest")
+    assert report["accuracy"] == best["accuracy"] and "members" not in report
+    with pytest.raises(UserError, match=r"--member='4': expected best or a member from 0 to 3"):
+        export_member(str(workdir), "4", str(workdir / "other"))
+    with pytest.raises(UserError, match=r"exists; export writes a new run into an empty"):
+        export_member(str(workdir), "0", str(workdir / "best"))
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,9 @@ optimizer with its schedule (counting updates) and parameter groups."""
 
 from lenet_jax.data import Dataset
 from lenet_jax.models import Model, build_model
-from lenet_jax.training import (
-    compile_options,
-    distributed,
-    losses,
-    parallel,
-    param_groups,
-    sweeps,
-)
+from lenet_jax.training import compile_options, distributed, losses, parallel, param_groups
 from lenet_jax.training.optim import make_optimizer, make_schedule
+from lenet_jax.training.sweep_optim import swept_optimizer
 
 
 def model_and_loss(config, dataset: Dataset, strategy_name: str) -> tuple[Model, losses.Loss]:
@@ -56,7 +50,7 @@ def strategy(config, model: Model, name: str, *, check_batches: bool) -> paralle
 def optimizer(config, model: Model, dataset: Dataset, steps_per_epoch: int, sweep=None):
     """(schedule, transformation): the schedule counts updates, not batches; the freeze and
     parameter-group regexes are checked against the model's parameter paths. A `sweep`'s
-    fields are read from the optimizer's state (`sweeps.swept_optimizer`)."""
+    fields are read from the optimizer's state (`sweep_optim.swept_optimizer`)."""
     accum = config.grad_accum_steps
 
     def schedule_of(optimizer_config):
@@ -72,7 +66,7 @@ def optimizer(config, model: Model, dataset: Dataset, steps_per_epoch: int, swee
     schedule = schedule_of(config.optimizer)
     tx = tx_of(config.optimizer, schedule)
     if sweep is not None:
-        tx = sweeps.swept_optimizer(config.optimizer, sweep.fields, schedule_of, tx_of)
+        tx = swept_optimizer(config.optimizer, sweep.fields, schedule_of, tx_of)
     param_groups.check_matches(
         model.abstract_params(dataset.image_shape),
         freeze=config.freeze,

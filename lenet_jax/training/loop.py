@@ -28,7 +28,7 @@ from lenet_jax.training.results import TrainResult
 from lenet_jax.training.resume import restore_or_init
 from lenet_jax.training.run import Run, build_run
 from lenet_jax.training.steps import trees_equal
-from lenet_jax.training.sweeps import builtin_callbacks
+from lenet_jax.training.sweeps import builtin_callbacks, rate_extras
 from lenet_jax.training.tensorboard import SUBDIR as TENSORBOARD_DIR
 from lenet_jax.training.writers import create_writer
 
@@ -211,8 +211,10 @@ class Loop:
         """The train row's fields beyond the metrics: rate and speed (0 when not timed)."""
         examples = result.steps_timed * self.config.batch_size if result else 0
         seconds = result.seconds if result else 0.0
+        rate = self.run.learning_rate(self.step)
         return {
-            "learning_rate": self.run.learning_rate(self.step),
+            "learning_rate": rate,
+            **rate_extras(self.run.sweep, rate, self.config.optimizer.learning_rate),
             "examples_per_sec": round(examples / max(seconds, 1e-9), 1),
             "epoch_seconds": round(seconds, 2),
         }
