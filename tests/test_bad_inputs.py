@@ -348,10 +348,13 @@ def test_an_unreadable_or_unwritable_path_is_one_line_naming_it(
 # The other commands' own flags, generated from their definitions: one child per command
 # (its flags are absl's global ones) runs every case through the command's main. Values
 # that are valid on purpose, and why:
-ACCEPTED_FLAGS = {("summary", "--input_shape="): "empty is the dataset's own image shape"}
+ACCEPTED_FLAGS = {
+    ("summary", "--input_shape="): "empty is the dataset's own image shape",
+    ("export", "--to=no_such_value"): "a new directory (here in the test's own folder)",
+}
 
 
-@pytest.mark.parametrize("command", ["evaluate", "predict", "summary", "inspect"])
+@pytest.mark.parametrize("command", ["evaluate", "predict", "summary", "inspect", "export"])
 def test_every_flag_of_a_command_given_wrong_is_one_line(command, finished_run, tmp_path):
     from PIL import Image
 
@@ -363,12 +366,14 @@ def test_every_flag_of_a_command_given_wrong_is_one_line(command, finished_run, 
         "predict": [f"--workdir={workdir}", str(image)],
         "summary": ["--config=configs/fashion_d2l.py"],
         "inspect": [f"--workdir={workdir}"],
+        "export": [f"--workdir={workdir}", f"--to={tmp_path / 'exported'}"],
     }[command]
     before = _digest(workdir)
     done = subprocess.run(
         [sys.executable, str(REPO / "tests" / "cli_checks.py"), "--flags",
          f"lenet_jax.{command}", json.dumps(base)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env=child_env(1),
+        cwd=tmp_path if command == "export" else REPO,  # export makes relative paths
+        capture_output=True, text=True, timeout=300, env=child_env(1),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.splitlines()[-1])

@@ -88,6 +88,7 @@ def test_a_sweep_names_every_member_in_its_rows_sweep_json_and_evaluate(tiny_con
     report = evaluate_workdir(str(tmp_path), "latest")
     assert [row["member"] for row in report["members"]] == [row["member"] for row in table]
     assert report["best"]["member"] == table[0]["member"]
+    assert report["plots"]["sweep"].endswith("sweep.png")  # drawn with the others
     _check_the_exported_member_is_an_ordinary_run(tmp_path, table, rows, result)
 
 
@@ -112,7 +113,7 @@ def _check_the_exported_member_is_an_ordinary_run(workdir, table, rows, result):
     assert report["accuracy"] == best["accuracy"] and "members" not in report
     with pytest.raises(UserError, match=r"--member='4': expected best or a member from 0 to 3"):
         export_member(str(workdir), "4", str(workdir / "other"))
-    with pytest.raises(UserError, match=r"exists; export writes a new run into an empty"):
+    with pytest.raises(UserError, match=r"exists and is not empty; expected a new or empty"):
         export_member(str(workdir), "0", str(workdir / "best"))
 
 

@@ -10,6 +10,7 @@ starts fresh, which the returned summary says.
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -29,8 +30,32 @@ PER_MEMBER = "_per_replica"
 def export_member(workdir: str, member: str, to: str) -> dict:
     """Writes member `member` ("best", or an index) of the run in `workdir` into the new
     workdir `to`; returns what was exported."""
-    if os.path.exists(to) and (not os.path.isdir(to) or os.listdir(to)):
-        raise UserError(f"--to={to!r} exists; export writes a new run into an empty directory")
+    created = _new_directory(to)
+    try:
+        return _export(workdir, member, to)
+    except BaseException:
+        if created:  # a failed export leaves nothing behind
+            shutil.rmtree(to, ignore_errors=True)
+        raise
+
+
+def _new_directory(to: str) -> bool:
+    """Makes `to` (an absent or empty directory); whether it was made here."""
+    wanted = "a new or empty directory for the exported run"
+    if not to:
+        raise UserError(f"--to is empty; expected {wanted}")
+    if os.path.exists(to):
+        if not os.path.isdir(to) or os.listdir(to):
+            raise UserError(f"--to={to!r} exists and is not empty; expected {wanted}")
+        return False
+    try:
+        os.makedirs(to)
+    except OSError as e:
+        raise UserError(f"--to={to[:200]!r}: {e.strerror}; expected {wanted}") from None
+    return True
+
+
+def _export(workdir: str, member: str, to: str) -> dict:
     snapshot = load_run(workdir, "latest", weights="raw")
     count, sweep = snapshot.run.num_replicas, snapshot.run.sweep
     rows = workdir_rows(workdir)
@@ -50,7 +75,6 @@ def export_member(workdir: str, member: str, to: str) -> dict:
         ema_params=state.ema_params,
     )
     history = [_member_row(row, index) for row in rows]
-    os.makedirs(to, exist_ok=True)
     workdir_lib.save_config(to, config)
     files.write_text(os.path.join(to, METRICS_FILE), "".join(json.dumps(r) + "\n" for r in history))
     loop = {"totals": Totals().to_json(), "history": history, "train_seconds": 0.0}

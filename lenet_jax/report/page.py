@@ -24,6 +24,8 @@ PICTURES = {
     "accuracy climbs is overfitting.",
     "confusion": "Rows are true classes, columns predictions; off the diagonal are mistakes.",
     "misclassified": "Test images the network got wrong, with what it said.",
+    "sweep": "A sweep's members: the final test metric against each swept value, the seeds' "
+    "mean and spread per value of the other fields.",
     "filters": "The first convolution's kernels (what it matches in the pixels), and how "
     "strongly each deeper kernel reads each input channel.",
     "feature_maps": "One image through the network: each convolution's and pooling layer's "

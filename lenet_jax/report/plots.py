@@ -16,7 +16,8 @@ from matplotlib.ticker import MaxNLocator
 from lenet_jax import files
 from lenet_jax.report.inference import combined_logits, predict_split
 from lenet_jax.report.page import PLOTS_DIR
-from lenet_jax.training.metrics import confusion_matrix
+from lenet_jax.training import sweeps
+from lenet_jax.training.metrics import confusion_matrix, metric
 from lenet_jax.training.metrics_log import workdir_rows
 from lenet_jax.training.results import Snapshot
 
@@ -150,7 +151,7 @@ def write_run_plots(
 
     Curves come from `workdir/metrics.jsonl`; the other two from the test split, predicted
     with `run`'s state unless the caller already has its `test_predictions`. Returns
-    {"curves": path, "confusion": ..., ...}.
+    {"curves": path, "confusion": ..., ...}; a sweep's also draws sweep.png (`plot_sweep`).
     """
     out = os.path.join(workdir, PLOTS_DIR)
     os.makedirs(out, exist_ok=True)
@@ -165,7 +166,13 @@ def write_run_plots(
     title = f"{run.config.model.name} on {run.dataset.name}"
     tests = [r for r in rows if r.get("split") == "test"]
     final = f": final test accuracy {tests[-1]['accuracy']:.4f}" if tests else ""
-    return {
+    sweep = run.run.sweep
+    drawn = {}
+    if sweep and tests:
+        name = run.config.best_metric
+        table = sweeps.table(sweep, tests[-1], name, metric(name).higher_is_better)
+        drawn["sweep"] = plot_sweep(table, sweep.fields, name, os.path.join(out, "sweep.png"))
+    return drawn | {
         "curves": plot_curves(rows, os.path.join(out, "curves.png"), title=title + final),
         "confusion": plot_confusion(
             confusion,
@@ -177,6 +184,35 @@ def write_run_plots(
             images, labels, predictions, names, os.path.join(out, "misclassified.png")
         ),
     }
+
+
+def plot_sweep(table: list[dict], fields: Sequence[str], name: str, path: str) -> str:
+    """The final test `name` against each swept field: every member a dot, and per value of
+    the other fields a line through the seeds' mean with their spread (one std)."""
+    fig = Figure(figsize=(5.5 * len(fields), 4.2), layout="constrained")
+    for field, ax in zip(fields, fig.subplots(1, len(fields), squeeze=False)[0], strict=True):
+        others = [f for f in fields if f != field]
+        groups: dict[tuple, dict[float, list[float]]] = {}
+        for row in table:
+            key = tuple(row[f] for f in others)
+            groups.setdefault(key, {}).setdefault(row[field], []).append(row[name])
+        for key, by_value in sorted(groups.items()):
+            xs = sorted(by_value)
+            means = [np.mean(by_value[x]) for x in xs]
+            spread = [np.std(by_value[x]) for x in xs]
+            label = ", ".join(f"{f.rpartition('.')[2]}={v:g}" for f, v in zip(others, key)) or None
+            ax.errorbar(xs, means, yerr=spread, marker="o", capsize=3, label=label)
+            for x in xs:
+                ax.plot([x] * len(by_value[x]), by_value[x], ".", color="grey", alpha=0.6)
+        values = [row[field] for row in table]
+        if min(values) > 0 and max(values) / min(values) >= 10:
+            ax.set_xscale("log")
+        ax.set_xlabel(field)
+        ax.set_ylabel(f"final test {name}")
+        if others:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{len(table)} members: final test {name} per swept value")
+    return save_figure(fig, path)
 
 
 def _say(ax, text: str) -> None:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-_OPTIMIZER = "optimizer."
+OPTIMIZER = "optimizer."  # the swept fields' section of the config
 
 
 class SweptState(NamedTuple):
@@ -50,19 +50,17 @@ def swept_optimizer(
     """The transformation `tx_of(config.optimizer, schedule_of(config.optimizer))` makes,
     with the swept `fields` read from its state: built anew from each member's values at
     every update, so they are data to the compiled step. The state starts at the config's
-    own values (`with_member_values` gives each member its own). A swept peak rate scales
-    the schedule drawn at peak 1 (every schedule is linear in its peak, and optax's own
-    branch on the peak's value)."""
-    names = [field.removeprefix(_OPTIMIZER) for field in fields]
+    own values (`sweeps.with_member_values` gives each member its own). A swept peak rate
+    scales the schedule drawn at peak 1: every schedule is linear in its peak, and optax's
+    own branch on the peak's value, which a traced peak cannot be."""
+    names = [field.removeprefix(OPTIMIZER) for field in fields]
 
     def inner(hparams) -> optax.GradientTransformation:
         values = {name: value for name, value in hparams.items() if name != "learning_rate"}
         if "learning_rate" not in hparams:
             return tx_of(_WithValues(optimizer, values), schedule_of(optimizer))
-        unit, peak = (
-            schedule_of(_WithValues(optimizer, {"learning_rate": 1.0})),
-            hparams["learning_rate"],
-        )
+        peak = hparams["learning_rate"]
+        unit = schedule_of(_WithValues(optimizer, {"learning_rate": 1.0}))
         return tx_of(_WithValues(optimizer, values), lambda step: peak * unit(step))
 
     def init(params):

@@ -6,9 +6,9 @@ differ in their values of a few fields, not only in their seeds.
 grid (every combination) or zipped (the i-th values together; `config.sweep_mode`). Each
 combination is trained by `config.num_replicas` members (its seeds): member m is
 combination m // num_replicas with seed index m % num_replicas, and its keys are the
-population's, folded with m. The swept values live in the optimizer's state (`Swept`), one
-per member, so the compiled step reads them as data: one compile serves the whole sweep
-(`sweep_optim`).
+population's, folded with m. The swept values live in the optimizer's state
+(`sweep_optim.SweptState`), one per member, so the compiled step reads them as data: one
+compile serves the whole sweep.
 
 What can vary is one table, `SWEEPABLE`. Anything else is refused in one line: a structural
 field (a width, the model, the batch size, the number of epochs) fixes the shapes or the
@@ -27,6 +27,7 @@ import numpy as np
 from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.training import metrics
+from lenet_jax.training.sweep_optim import OPTIMIZER
 
 # field -> what it is to the step (every one enters the optimizer's arithmetic only).
 SWEEPABLE = {
@@ -34,7 +35,6 @@ SWEEPABLE = {
     "optimizer.weight_decay": "the optimizer's weight decay",
 }
 SWEEP_MODES = ("grid", "zip")  # what config.sweep_mode accepts
-_OPTIMIZER = "optimizer."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Sweep:
         """Each swept optimizer field's values over the members: (members,) float32."""
         table = [self.values(m) for m in range(self.size)]
         return {
-            field.removeprefix(_OPTIMIZER): np.asarray([row[field] for row in table], np.float32)
+            field.removeprefix(OPTIMIZER): np.asarray([row[field] for row in table], np.float32)
             for field in self.fields
         }
 
