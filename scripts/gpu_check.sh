@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check: one short run on a machine with an accelerator (under 8 minutes on an H100).
 # Prints the versions and the device, then runs the step benchmark and whole runs of
-# configs/fashion.py, configs/cifar10.py and configs/cifar10_airbench.py with
-# epoch_loop=auto (no plots: the check keeps their metrics and wall times), and writes every
-# figure to one JSON file.
+# configs/fashion.py (alone, and a sweep of 8 members in one process), configs/cifar10.py
+# and configs/cifar10_airbench.py with epoch_loop=auto (no plots: the check keeps their
+# metrics and wall times), and writes every figure to one JSON file.
 #
 #   scripts/gpu_check.sh [--dry-run] [--out FILE] [--python PY] [--cifar_dir DIR]
 #
@@ -79,6 +79,9 @@ EOF
   "${convs[@]}" --json "$work/bench.json" \
   >"$work/bench.log" 2>&1 || { tail -5 "$work/bench.log" >&2; exit 1; }
 train configs/fashion.py fashion
+# 8 members of a sweep in one compiled step: their epoch_s against the single run's above.
+sweep8='{"optimizer.learning_rate": [1e-3, 2e-3, 4e-3, 8e-3], "optimizer.weight_decay": [0, 5e-4]}'
+train configs/fashion.py fashion_sweep8 --config.sweep="$sweep8"
 if [ -n "$cifar_dir" ]; then
   train configs/cifar10.py cifar10 --config.data_dir="$cifar_dir"
   train configs/cifar10_airbench.py airbench --config.data_dir="$cifar_dir"

@@ -22,7 +22,8 @@ def test_the_dry_run_writes_every_figure(tmp_path):
     report = json.loads(out.read_text())
     assert report["dry_run"] is True and report["machine"]["backend"] == "cpu"
     assert report["machine"]["jax"] and report["benchmark"]["flax"]["pipelined_examples_per_s"] > 0
-    assert [r["run"] for r in report["runs"]] == ["fashion", "cifar10", "airbench"]
+    runs = ["fashion", "fashion_sweep8", "cifar10", "airbench"]
+    assert [r["run"] for r in report["runs"]] == runs
     for run in report["runs"]:
         assert run["epochs"] == 1 and 0 <= run["test_accuracy"] <= 1 and run["wall_s"] > 0
 

@@ -19,6 +19,7 @@ from lenet_jax.training import loop as trainer
 from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.run import build_run
 from lenet_jax.training.state import create_train_state
+from lenet_jax.training.tensorboard import read_scalars
 
 SWEEP = {"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [0, 5e-4]}
 
@@ -76,6 +77,10 @@ def test_a_sweep_names_every_member_in_its_rows_sweep_json_and_evaluate(tiny_con
     rows = read_rows(tmp_path / "metrics.jsonl")
     assert [row["members"] for row in rows] == [grid] * len(rows)
     assert len(rows[-1]["accuracy_per_replica"]) == 4
+    curves = read_scalars(str(tmp_path / "tensorboard"))  # one per member, named by its values
+    assert curves["test/accuracy_per_replica/learning_rate=0.003 weight_decay=0.0005 seed 1"] == [
+        (rows[-1]["step"], pytest.approx(rows[-1]["accuracy_per_replica"][3]))
+    ]
     table = json.loads((tmp_path / sweeps.TABLE_FILE).read_text())
     losses = [row["loss"] for row in table]
     assert losses == sorted(losses) and table[0]["member"] != 0
