@@ -15,23 +15,15 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
 import sys
-import time
+
+from lenet_jax.bench import whole_run
 
 
 def train(workdir: str, config: str, args: list[str]) -> float:
-    """One whole `train` process; its wall seconds."""
-    started = time.perf_counter()
-    command = [
-        sys.executable,
-        "-m",
-        "lenet_jax.train",
-        f"--config={config}",
-        f"--workdir={workdir}",
-    ]
-    subprocess.run([*command, "--config.plots=false", *args], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    """One whole `train` process (`whole_run.timed`); its wall seconds."""
+    train = [sys.executable, "-m", "lenet_jax.train", f"--config={config}", "--config.plots=false"]
+    return whole_run.timed([*train, f"--workdir={workdir}", *args])["wall_s"]
 
 
 def final_test(workdir: str) -> dict:
