@@ -56,6 +56,7 @@ def _new_directory(to: str) -> bool:
 
 
 def _export(workdir: str, member: str, to: str) -> dict:
+    """The export itself, into the directory `to` that `_new_directory` made ready."""
     snapshot = load_run(workdir, "latest", weights="raw")
     count, sweep = snapshot.run.num_replicas, snapshot.run.sweep
     rows = workdir_rows(workdir)
