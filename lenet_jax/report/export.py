@@ -24,8 +24,6 @@ from lenet_jax.training.metrics import Totals
 from lenet_jax.training.metrics_log import METRICS_FILE, workdir_rows
 from lenet_jax.training.run import build_run
 
-PER_MEMBER = "_per_replica"
-
 
 def export_member(workdir: str, member: str, to: str) -> dict:
     """Writes member `member` ("best", or an index) of the run in `workdir` into the new
@@ -96,7 +94,7 @@ def _member_index(member: str, count: int, rows: list[dict], best_metric: str) -
         tests = [row for row in rows if row.get("split") == "test"]
         if count == 1 or not tests:
             return 0
-        scores = np.asarray(tests[-1][best_metric + PER_MEMBER])
+        scores = np.asarray(tests[-1][best_metric + metrics.PER_REPLICA])
         better = metrics.metric(best_metric).higher_is_better
         return int(scores.argmax() if better else scores.argmin())
     if not member.isdigit() or int(member) >= count:
@@ -108,8 +106,9 @@ def _member_row(row: dict, index: int) -> dict:
     """A population's row as member `index`'s own: its values under the metrics' names."""
     own = {}
     for name, value in row.items():
-        if name.endswith(PER_MEMBER):
-            own[name.removesuffix(PER_MEMBER)] = value[index]
-        elif name != "members" and not name.endswith("_std") and not name.startswith("ensemble_"):
+        population_only = name.endswith(metrics.STD) or name.startswith(metrics.ENSEMBLE)
+        if name.endswith(metrics.PER_REPLICA):
+            own[name.removesuffix(metrics.PER_REPLICA)] = value[index]
+        elif name != "members" and not population_only:
             own.setdefault(name, value)
     return own

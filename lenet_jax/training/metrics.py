@@ -25,6 +25,7 @@ import optax
 PerExample = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (logits, labels, loss)
 COUNT = "count"  # the examples summed over; not itself a metric
 ENSEMBLE = "ensemble_"  # prefix of a population's ensemble metrics (`ensemble_logits`)
+STD, PER_REPLICA = "_std", "_per_replica"  # suffixes of a population's spread and values
 
 
 def mean(sums: np.ndarray, count: float) -> float:
@@ -149,8 +150,8 @@ class Totals:
             values = _reduce(name, np.asarray(total), self.count)
             out[name] = float(values.mean())
             if values.ndim:
-                out[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-                out[f"{name}_per_replica"] = [float(v) for v in values]
+                out[name + STD] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+                out[name + PER_REPLICA] = [float(v) for v in values]
         return out
 
     def to_json(self) -> dict:

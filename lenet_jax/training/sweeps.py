@@ -142,7 +142,8 @@ def rate_extras(sweep: Sweep | None, rate: float, peak: float) -> dict:
     field = "optimizer.learning_rate"
     if sweep is None or field not in sweep.fields:
         return {}
-    return {"learning_rate_per_replica": [rate * m[field] / peak for m in sweep.members()]}
+    rates = [rate * member[field] / peak for member in sweep.members()]
+    return {"learning_rate" + metrics.PER_REPLICA: rates}
 
 
 def member_label(member: dict) -> str:
@@ -164,9 +165,9 @@ def table(sweep: Sweep, test: dict, best_metric: str, higher_is_better: bool) ->
     rows = []
     for member, values in enumerate(sweep.members()):
         scores = {
-            name.removesuffix("_per_replica"): values_of_all[member]
+            name.removesuffix(metrics.PER_REPLICA): values_of_all[member]
             for name, values_of_all in test.items()
-            if name.endswith("_per_replica")
+            if name.endswith(metrics.PER_REPLICA)
         }
         rows.append({"member": member, **values, **scores})
     return sorted(rows, key=lambda row: row[best_metric], reverse=higher_is_better)
