@@ -64,8 +64,9 @@ def optimizer(config, model: Model, dataset: Dataset, steps_per_epoch: int, swee
         return make_optimizer(optimizer_config, schedule, freeze=config.freeze, accum_steps=accum)
 
     schedule = schedule_of(config.optimizer)
-    tx = tx_of(config.optimizer, schedule)
-    if sweep is not None:
+    if sweep is None:
+        tx = tx_of(config.optimizer, schedule)
+    else:
         tx = swept_optimizer(config.optimizer, sweep.fields, schedule_of, tx_of)
     param_groups.check_matches(
         model.abstract_params(dataset.image_shape),
