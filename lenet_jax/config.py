@@ -127,6 +127,15 @@ def base_config() -> ml_collections.ConfigDict:
     # combination is trained by num_replicas members (its seeds); "" = no sweep.
     config.sweep = ""
     config.sweep_mode = "grid"  # grid (every combination) | zip (the i-th values together)
+    # How a sweep's members relate (training/pbt.py): independent (each keeps its values) |
+    # pbt (population-based training: every pbt.every_epochs the worst pbt.fraction of the
+    # members copy a best member's weights and optimizer state, and its values times one of
+    # pbt.perturb's factors each).
+    config.sweep_strategy = "independent"
+    config.pbt = ml_collections.ConfigDict()
+    config.pbt.every_epochs = 1
+    config.pbt.fraction = 0.25
+    config.pbt.perturb = (0.8, 1.25)
     # The test metric that ranks the checkpoints ("best") and drives early stopping: a name
     # from lenet_jax.training.metrics.METRICS (loss: lower is better; the others: higher).
     config.best_metric = "accuracy"

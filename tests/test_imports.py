@@ -30,7 +30,7 @@ LAYERS = [
          "training.cadence", "training.config_checks", "training.epochs", "training.callbacks",
          "training.profiling", "training.progress", "training.warm_start", "training.resume",
          "training.workdir", "training.checkpointing", "training.metrics_log",
-         "training.sweeps"],
+         "training.sweeps", "training.pbt"],
     ),  # fmt: skip
     ("the loop", ["training"]),
     ("reports", ["report", "bench"]),

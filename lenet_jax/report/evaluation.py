@@ -88,7 +88,8 @@ def evaluation_report(
     }
     sweep, best = snapshot.run.sweep, snapshot.config.best_metric
     if sweep:
-        members = sweeps.table(sweep, scores, best, metrics.metric(best).higher_is_better)
+        values = sweeps.current_members(sweep, snapshot.state.opt_state)
+        members = sweeps.table(values, scores, best, metrics.metric(best).higher_is_better)
         report |= {"members": members, "best": members[0]}
     return report
 

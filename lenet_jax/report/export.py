@@ -59,7 +59,10 @@ def _export(workdir: str, member: str, to: str) -> dict:
     count, sweep = snapshot.run.num_replicas, snapshot.run.sweep
     rows = workdir_rows(workdir)
     index = _member_index(member, count, rows, snapshot.config.best_metric)
-    values = sweep.values(index) if sweep else {}
+    values = {}
+    if sweep:  # the member's values as it ended (population-based training changes them)
+        values = sweeps.current_members(sweep, snapshot.state.opt_state)[index]
+        del values["seed"]
     config = sweeps.filled(snapshot.config, values)
     with config.unlocked():
         config.num_replicas = 1

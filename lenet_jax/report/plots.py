@@ -170,7 +170,8 @@ def write_run_plots(
     drawn = {}
     if sweep and tests:
         name = run.config.best_metric
-        table = sweeps.table(sweep, tests[-1], name, metric(name).higher_is_better)
+        members = tests[-1]["members"]  # the values each member ended with
+        table = sweeps.table(members, tests[-1], name, metric(name).higher_is_better)
         drawn["sweep"] = plot_sweep(table, sweep.fields, name, os.path.join(out, "sweep.png"))
     return drawn | {
         "curves": plot_curves(rows, os.path.join(out, "curves.png"), title=title + final),

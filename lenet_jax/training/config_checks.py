@@ -14,7 +14,7 @@ import ml_collections
 from lenet_jax.config import COMPUTE_DTYPES
 from lenet_jax.errors import UserError
 from lenet_jax.ops.conv import CONV_IMPLS
-from lenet_jax.training import metrics, sweeps
+from lenet_jax.training import metrics, pbt, sweeps
 from lenet_jax.training.augment import TTA
 from lenet_jax.training.epochs import EPOCH_LOOPS
 from lenet_jax.training.optim import OPTIMIZERS, SCHEDULES
@@ -43,6 +43,7 @@ def _choices() -> dict[str, tuple]:
         "ema_ramp": EMA_RAMPS,
         "best_metric": tuple(metrics.names()),
         "sweep_mode": sweeps.SWEEP_MODES,
+        "sweep_strategy": pbt.STRATEGIES,
     }
 
 
@@ -100,8 +101,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_sweep(config: ml_collections.ConfigDict) -> None:
-    """Each member of a sweep passes the checks the same values pass as overrides."""
+    """Each member of a sweep passes the checks the same values pass as overrides, and
+    population-based training has what it needs."""
     sweep = sweeps.parse(config)
+    pbt.check(config, sweep)
     for member in range(0, sweep.size, sweep.seeds) if sweep else ():
         values = sweep.values(member)
         try:

@@ -22,6 +22,7 @@ from lenet_jax.training.cadence import early_stop_reason, is_checkpoint_epoch, i
 from lenet_jax.training.distributed import log
 from lenet_jax.training.epochs import check_finite, make_runner
 from lenet_jax.training.metrics import Totals
+from lenet_jax.training.pbt import Members
 from lenet_jax.training.preemption import Preempted, PreemptionGuard, TimeBudget
 from lenet_jax.training.profiling import StepProfiler
 from lenet_jax.training.results import TrainResult
@@ -108,6 +109,7 @@ class Loop:
         self.stop_reason = ""
         self.rows: dict = {}  # the latest epoch's rows, by split
         self.test_ema: dict = {}  # the latest evaluation of the EMA parameters, where kept
+        self.members = Members(run)  # a sweep's values now, and PBT's exploits
         self.budget = TimeBudget(self.config.max_train_seconds, train_seconds)
         guard.deadline = self.budget.deadline
 
@@ -122,11 +124,12 @@ class Loop:
         per_epoch = self.run.steps_per_epoch
         test = train = None
         self.budget.check_left(self.step)
+        self.members.start(state)
         self.callbacks.call("on_start", self.run, state, start_step)
         if start_step and start_step % per_epoch == 0 and totals.count:
             # Saved at an epoch's end before its evaluation and rows (by an older version,
             # on a preemption): finish that epoch first, so its rows are not missing.
-            test, train = self.finish_epoch(state, totals, start_step // per_epoch - 1, None)
+            state, test, train = self.finish_epoch(state, totals, start_step // per_epoch - 1)
             totals = Totals()
         for epoch in range(start_step // per_epoch, self.config.num_epochs):
             self.stop_reason = self.early_stop_reason()
@@ -146,7 +149,7 @@ class Loop:
                     f"{per_epoch} steps into epoch {epoch + 1}; saved a checkpoint at step "
                     f"{self.step} with the epoch's running metrics (no evaluation yet)"
                 )
-            test, train = self.finish_epoch(state, totals, epoch, result)
+            state, test, train = self.finish_epoch(state, totals, epoch, result)
             totals = Totals()
             if stopping:
                 self.save(state, totals, metrics=self.ranking())
@@ -170,9 +173,10 @@ class Loop:
         """Why to stop now (`cadence.early_stop_reason`); "" to go on."""
         return early_stop_reason(self.history, self.score_split, self.config, self.step)
 
-    def finish_epoch(self, state, totals: Totals, epoch: int, result) -> tuple[dict, dict]:
-        """An epoch's end: check the loss, evaluate, write the rows, checkpoint when due (or
-        when early stopping ends the run here)."""
+    def finish_epoch(self, state, totals: Totals, epoch: int, result=None):
+        """An epoch's end: check the loss, evaluate, exploit (PBT), write the rows,
+        checkpoint when due (or when early stopping ends the run here). Returns the state
+        to go on from, the test metrics and the train row."""
         train = totals.compute()
         check_finite(train["loss"], self.step, epoch)
         rows = self.rows = {"train": train}
@@ -186,8 +190,7 @@ class Loop:
                 ema_state = state.replace(params=state.ema_params)
                 rows[EMA_SPLIT] = self.test_ema = self.evaluate(ema_state)
         train |= self.train_extras(result)
-        for scalars in rows.values() if self.run.sweep else ():  # beside `*_per_replica`
-            scalars["members"] = self.run.sweep.members()
+        state = self.members.end_epoch(state, rows, epoch, self.score_split)
         self.writer.write(self.step, epoch + 1, rows)
         for split, scalars in rows.items():
             self.history.append({"step": self.step, "epoch": epoch + 1, "split": split, **scalars})
@@ -195,7 +198,7 @@ class Loop:
         if is_checkpoint_epoch(epoch, self.config) or (not last and self.early_stop_reason()):
             self.save(state, Totals(), metrics=self.ranking())
         self.callbacks.call("on_epoch_end", epoch + 1, state, rows)  # all of it saved by now
-        return rows.get("test"), train
+        return state, rows.get("test"), train
 
     def ranking(self) -> dict | None:
         """What ranks this checkpoint for "best": the latest epoch's score of
@@ -214,7 +217,7 @@ class Loop:
         rate = self.run.learning_rate(self.step)
         return {
             "learning_rate": rate,
-            **rate_extras(self.run.sweep, rate, self.config.optimizer.learning_rate),
+            **rate_extras(self.members.values, rate, self.config.optimizer.learning_rate),
             "examples_per_sec": round(examples / max(seconds, 1e-9), 1),
             "epoch_seconds": round(seconds, 2),
         }

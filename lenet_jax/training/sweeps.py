@@ -118,12 +118,32 @@ def filled(
     """`config` with `values` set and no sweep: the recipe one member trains."""
     single = config.copy_and_resolve_references()
     with single.unlocked():
-        single.sweep = ""
+        single.sweep, single.sweep_strategy = "", "independent"
         for field, value in values.items():
             section, name = field.rsplit(".", 1) if "." in field else ("", field)
             target = single[section] if section else single
             target[name] = float(value)
     return single
+
+
+def current_members(sweep: Sweep, opt_state) -> list[dict]:
+    """Every member's values as its optimizer state holds them now (population-based
+    training changes them) and its seed index, in member order: the rows' `members`.
+    `opt_state` is a host state's."""
+    hparams = {name: np.atleast_1d(np.asarray(v)) for name, v in opt_state.hparams.items()}
+    return [
+        {
+            **{field: short(hparams[field.removeprefix(OPTIMIZER)][m]) for field in sweep.fields},
+            "seed": m % sweep.seeds,
+        }
+        for m in range(sweep.size)
+    ]
+
+
+def short(value) -> float:
+    """A swept value as float32 holds it, written as its shortest decimal (3e-3, not
+    0.003000000026077032)."""
+    return float(str(np.float32(value)))
 
 
 def with_member_values(opt_state, sweep: Sweep):
@@ -136,13 +156,13 @@ def with_member_values(opt_state, sweep: Sweep):
     return opt_state._replace(hparams=hparams)
 
 
-def rate_extras(sweep: Sweep | None, rate: float, peak: float) -> dict:
+def rate_extras(members: list[dict] | None, rate: float, peak: float) -> dict:
     """A sweep's train-row addition: each member's learning rate when the peak is swept
     (`rate` is the config's at this step; every schedule is linear in its peak)."""
     field = "optimizer.learning_rate"
-    if sweep is None or field not in sweep.fields:
+    if not members or field not in members[0]:
         return {}
-    rates = [rate * member[field] / peak for member in sweep.members()]
+    rates = [rate * member[field] / peak for member in members]
     return {"learning_rate" + metrics.PER_REPLICA: rates}
 
 
@@ -159,11 +179,11 @@ def member_label(member: dict) -> str:
 TABLE_FILE = "sweep.json"  # in the workdir, at the end of a sweep's run
 
 
-def table(sweep: Sweep, test: dict, best_metric: str, higher_is_better: bool) -> list[dict]:
-    """Each member's values and final test metrics (`test`: a population's test row, with
-    `*_per_replica`), best first by `best_metric`."""
+def table(members: list[dict], test: dict, best_metric: str, higher_is_better: bool) -> list[dict]:
+    """Each member's values (`current_members`) and final test metrics (`test`: a
+    population's test row, with `*_per_replica`), best first by `best_metric`."""
     rows = []
-    for member, values in enumerate(sweep.members()):
+    for member, values in enumerate(members):
         scores = {
             name.removesuffix(metrics.PER_REPLICA): values_of_all[member]
             for name, values_of_all in test.items()
@@ -176,13 +196,15 @@ def table(sweep: Sweep, test: dict, best_metric: str, higher_is_better: bool) ->
 class SweepTable:
     """The built-in callback that writes workdir/sweep.json (`table`) as a sweep's run ends."""
 
-    def __init__(self, path: str, sweep: Sweep, best_metric: str):
-        self.path, self.sweep, self.best_metric = path, sweep, best_metric
+    def __init__(self, path: str, run):
+        self.path, self.run = path, run
 
     def on_end(self, state, test: dict | None) -> None:
         if test:
-            better = metrics.metric(self.best_metric).higher_is_better
-            rows = table(self.sweep, test, self.best_metric, better)
+            best = self.run.config.best_metric
+            opt_state = self.run.strategy.host_state(state).opt_state
+            members = current_members(self.run.sweep, opt_state)
+            rows = table(members, test, best, metrics.metric(best).higher_is_better)
             files.write_text(self.path, json.dumps(rows, indent=2))
 
 
@@ -191,4 +213,4 @@ def builtin_callbacks(run, workdir: str) -> list[tuple[str, object]]:
     if run.sweep is None:
         return []
     path = os.path.join(workdir, TABLE_FILE)
-    return [(TABLE_FILE, SweepTable(path, run.sweep, run.config.best_metric))]
+    return [(TABLE_FILE, SweepTable(path, run))]

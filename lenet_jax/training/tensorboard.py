@@ -61,7 +61,7 @@ class TensorBoardWriter:
         labels = [member_label(m) for m in members] if members else None
         tagged = []
         for name, value in scalars.items():
-            if name == "members":
+            if not _numbers(value):  # `members`, PBT's exploits and metric name
                 continue
             if isinstance(value, list | tuple):
                 tagged += [
@@ -90,6 +90,12 @@ class TensorBoardWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _numbers(value) -> bool:
+    """A number, or a list of numbers (one per replica): what TensorBoard draws."""
+    values = value if isinstance(value, list | tuple) else [value]
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
 def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:

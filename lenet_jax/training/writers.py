@@ -62,13 +62,24 @@ class ConsoleWriter:
     def write(self, step: int, epoch: int, rows: Rows) -> None:
         parts = [f"epoch {epoch}/{self.num_epochs}", f"step {step}"]
         for split, scalars in rows.items():
-            parts.append(f"{split} loss {scalars['loss']:.4f} acc {scalars['accuracy']:.4f}")
+            if "loss" in scalars:  # not PBT's row, which the loop logs on its own line
+                parts.append(f"{split} loss {scalars['loss']:.4f} acc {scalars['accuracy']:.4f}")
         train = rows.get("train", {})
         if "examples_per_sec" in train:
             parts.append(f"{train['examples_per_sec']:,.0f} ex/s")
         if "epoch_seconds" in train:
             parts.append(f"{train['epoch_seconds']:.1f} s")
         self.print("  ".join(parts), flush=True)
+        for split, scalars in rows.items():
+            for exploit in scalars.get("exploits", ()):  # population-based training's
+                values = ", ".join(
+                    f"{k.rpartition('.')[2]}={v:g}" for k, v in exploit["values"].items()
+                )
+                self.print(
+                    f"  {split}: member {exploit['member']} copied member {exploit['copied']}"
+                    f" ({values})",
+                    flush=True,
+                )
 
     def flush(self) -> None:
         pass
@@ -118,8 +129,6 @@ def create_writer(
     the restored checkpoint carries, is what metrics.jsonl is rebuilt from."""
     if not main:
         return MultiWriter([])
-    log = MetricsLog(
-        os.path.join(workdir, METRICS_FILE), resume_step=resume_step, history=history
-    )
+    log = MetricsLog(os.path.join(workdir, METRICS_FILE), resume_step=resume_step, history=history)
     tensorboard = TensorBoardWriter(workdir, resume_step=resume_step)
     return MultiWriter([JsonlWriter(log), TensorBoardSink(tensorboard), ConsoleWriter(num_epochs)])
