@@ -25,12 +25,25 @@ SWEEP = {"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [0, 
 
 
 def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config):
-    """Under the step loop and the scanned epoch; zipped, so two members cover both fields."""
-    tiny_config.sweep, tiny_config.sweep_mode = json.dumps(SWEEP), "zip"
+    """Under the step loop and the scanned epoch; zipped, so two members cover every
+    sweepable field."""
+    sweep = SWEEP | {"label_smoothing": [0.2, 0]}
+    assert set(sweep) == set(sweeps.SWEEPABLE)
+    tiny_config.sweep, tiny_config.sweep_mode = json.dumps(sweep), "zip"
     run = build_run(tiny_config)
     assert run.num_replicas == 2 and run.sweep.members() == [
-        {"optimizer.learning_rate": 1e-3, "optimizer.weight_decay": 0, "seed": 0},
-        {"optimizer.learning_rate": 3e-3, "optimizer.weight_decay": 5e-4, "seed": 0},
+        {
+            "optimizer.learning_rate": 1e-3,
+            "optimizer.weight_decay": 0,
+            "label_smoothing": 0.2,
+            "seed": 0,
+        },
+        {
+            "optimizer.learning_rate": 3e-3,
+            "optimizer.weight_decay": 5e-4,
+            "label_smoothing": 0,
+            "seed": 0,
+        },
     ]
     images, labels = run.dataset.train_images, run.dataset.train_labels
     indices = np.arange(2 * 64).reshape(2, 64)  # two steps
@@ -47,7 +60,11 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
         )
         alone_step = jax.jit(
             steps.make_train_step(
-                alone_run.model, alone_run.tx, mean=run.dataset.mean, std=run.dataset.std
+                alone_run.model,
+                alone_run.tx,
+                loss=alone_run.loss,
+                mean=run.dataset.mean,
+                std=run.dataset.std,
             )
         )
         for batch in indices:
@@ -146,6 +163,11 @@ def _check_the_exported_member_is_an_ordinary_run(workdir, table, rows, result):
             "config.optimizer.learning_rate=-1.0 is not allowed; expected a positive number",
         ),
         ('{"optimizer.learning_rate": [0.1]}', "best", "config.sweep_mode='best'"),
+        (
+            '{"label_smoothing": [0.1, 1.5]}',
+            "grid",
+            "the member with label_smoothing=1.5: config.label_smoothing=1.5 is not allowed",
+        ),
     ],
 )
 def test_a_bad_sweep_is_one_line_naming_it(tiny_config, sweep, mode, message):
@@ -153,3 +175,9 @@ def test_a_bad_sweep_is_one_line_naming_it(tiny_config, sweep, mode, message):
     with pytest.raises(UserError) as error:
         config_checks.validate(tiny_config)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_forks_loss_keeps_its_fields_out_of_a_sweep(tiny_config):
+    tiny_config.sweep, tiny_config.loss = '{"label_smoothing": [0, 0.1]}', "my_losses:focal"
+    with pytest.raises(UserError, match="'label_smoothing' is read by the built-in losses only"):
+        config_checks.validate(tiny_config)

@@ -67,7 +67,8 @@ def optimizer(config, model: Model, dataset: Dataset, steps_per_epoch: int, swee
     if sweep is None:
         tx = tx_of(config.optimizer, schedule)
     else:
-        tx = swept_optimizer(config.optimizer, sweep.fields, schedule_of, tx_of)
+        start = {name: values[0] for name, values in sweep.hparams().items()}
+        tx = swept_optimizer(config.optimizer, start, schedule_of, tx_of)
     param_groups.check_matches(
         model.abstract_params(dataset.image_shape),
         freeze=config.freeze,

@@ -29,6 +29,7 @@ from lenet_jax.errors import UserError, first_line
 from lenet_jax.imports import import_attribute
 from lenet_jax.models.contract import Model, Output
 from lenet_jax.training import metrics
+from lenet_jax.training.sweep_optim import WithValues
 
 LossFn = Callable[[Output, jax.Array, jax.Array], object]
 
@@ -89,12 +90,19 @@ class Loss:
 
     name: str
     fn: LossFn
+    # A built-in's loss with a sweep's member's values of its fields (label_smoothing):
+    # values -> the function. None for a fork's loss, whose fields a sweep cannot vary.
+    with_values: Callable[[Mapping[str, jax.Array]], LossFn] | None = None
 
-    def __call__(self, output: Output, labels: jax.Array, mask: jax.Array | None = None) -> Value:
-        """The loss on a batch; `mask` None in training (every example counts)."""
+    def __call__(
+        self, output: Output, labels: jax.Array, mask: jax.Array | None = None, values=None
+    ) -> Value:
+        """The loss on a batch; `mask` None in training (every example counts); `values`
+        a sweep's member's (`sweep_optim.swept_values`), or None."""
         batch = labels.shape[0]
         given = jnp.ones((batch,), bool) if mask is None else mask
-        loss, terms = _split(self.fn(output, labels, given))
+        fn = self.fn if values is None or self.with_values is None else self.with_values(values)
+        loss, terms = _split(fn(output, labels, given))
         loss = jnp.asarray(loss, jnp.float32)
         if loss.ndim == 0:
             objective = loss
@@ -131,7 +139,8 @@ def resolve(config: ml_collections.ConfigDict) -> Loss:
                 f"config.loss: unknown loss {name!r}; known: {sorted(LOSSES)} or "
                 "'package.module:function'"
             )
-        return Loss(name, LOSSES[name](config))
+        make = LOSSES[name]
+        return Loss(name, make(config), lambda values: make(WithValues(config, values)))
     wanted = "a function (output, labels, mask) -> loss or (loss, terms)"
     fn = import_attribute(name, "loss", expected=wanted, error=LossError)
     if not callable(fn):
@@ -160,9 +169,7 @@ def check(loss: Loss, model: Model, image_shape, num_classes: int) -> None:
             return _split(loss.fn(out, labels, mask))
 
         try:
-            value, terms = jax.eval_shape(
-                call, params, stats, images, labels, mask, prng.key(0)
-            )
+            value, terms = jax.eval_shape(call, params, stats, images, labels, mask, prng.key(0))
         except UserError:
             raise
         except Exception as e:

@@ -19,6 +19,7 @@ from lenet_jax.training import losses, metrics
 from lenet_jax.training.augment import Augment, flip
 from lenet_jax.training.losses import Loss
 from lenet_jax.training.state import TrainState
+from lenet_jax.training.sweep_optim import swept_values
 
 
 def normalize(
@@ -129,7 +130,7 @@ def _gradients(model: Model, loss: Loss, state: TrainState, x, labels, dropout_k
             rngs=model.rngs(dropout_key),
             bound_axis=axis_name,
         )
-        value = loss(out, labels)
+        value = loss(out, labels, values=swept_values(state.opt_state))
         return value.objective, (out.logits, value, batch_stats)
 
     (_, (logits, value, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(

@@ -29,11 +29,15 @@ from lenet_jax.errors import UserError
 from lenet_jax.training import metrics
 from lenet_jax.training.sweep_optim import OPTIMIZER
 
-# field -> what it is to the step (every one enters the optimizer's arithmetic only).
+# field -> what it is to the step (each enters the optimizer's or the loss's arithmetic only).
 SWEEPABLE = {
     "optimizer.learning_rate": "the schedule's peak rate",
     "optimizer.weight_decay": "the optimizer's weight decay",
+    "label_smoothing": "the built-in loss's label smoothing",
 }
+# The swept fields whose values must stay below 1, and the most population-based training
+# perturbs them to.
+FRACTIONS = {"label_smoothing": 0.99}
 SWEEP_MODES = ("grid", "zip")  # what config.sweep_mode accepts
 
 
@@ -74,6 +78,11 @@ def parse(config: ml_collections.ConfigDict) -> Sweep | None:
         return None
     spec = _spec(config.sweep)
     fields = tuple(spec)
+    if "label_smoothing" in spec and ":" in config.loss:
+        raise UserError(
+            f"config.sweep: 'label_smoothing' is read by the built-in losses only, and "
+            f"config.loss={config.loss!r} is a fork's: its fields cannot vary inside one step"
+        )
     if config.sweep_mode == "grid":
         combinations = tuple(itertools.product(*spec.values()))
     else:

@@ -62,7 +62,7 @@ class ConsoleWriter:
     def write(self, step: int, epoch: int, rows: Rows) -> None:
         parts = [f"epoch {epoch}/{self.num_epochs}", f"step {step}"]
         for split, scalars in rows.items():
-            if "loss" in scalars:  # not PBT's row, which the loop logs on its own line
+            if "loss" in scalars:  # PBT's row has none: its moves get lines of their own
                 parts.append(f"{split} loss {scalars['loss']:.4f} acc {scalars['accuracy']:.4f}")
         train = rows.get("train", {})
         if "examples_per_sec" in train:
