@@ -7,7 +7,10 @@ optimizer (every strategy applies the same averaged gradient): the cases below c
 such feature of every stock config (`test_every_feature_of_every_stock_config_is_covered`),
 in one model and in a population, so a new config with a new feature fails that test until
 a case exercises it. A recipe whose features another case already has adds compile time, not
-a check (cifar10_aug's BatchNorm, crop and flip are airbench's)."""
+a check (cifar10_aug's BatchNorm, crop and flip are airbench's). The population is a sweep's:
+its members differ in their values (read from the optimizer's state) as well as their keys."""
+
+import json
 
 import pytest
 from conftest import REPO, requires_fashion
@@ -24,9 +27,10 @@ BN_MODELS = {"cifar_cnn_bn", "airbench"}  # BatchNorm whatever their `batch_norm
 CASES = [
     ("cifar10.py", 1),  # none of them: the averaged gradient alone, to 1e-5
     ("fashion.py", 1),  # the default recipe
-    ("fashion.py", 2),  # a population: each replica's statistics and draws are its own
+    ("fashion.py", 2),  # a sweep's population: each member's values, statistics and draws
     ("cifar10_airbench.py", 1),  # all of cifar10_aug.py's and more
 ]
+SWEEP = {"optimizer.learning_rate": [1e-3, 4e-3]}  # the population's two members
 
 
 def strategy_features(config, num_replicas: int = 1) -> set[str]:
@@ -64,7 +68,8 @@ def _config(name: str, data_dirs: dict, num_replicas: int = 1):
     config.num_train_examples, config.num_test_examples = 256, 128
     config.batch_size, config.eval_batch_size = 64, 128  # 8 examples per device
     config.num_epochs = 1
-    config.num_replicas = num_replicas
+    if num_replicas > 1:
+        config.sweep = json.dumps({field: values[:num_replicas] for field, values in SWEEP.items()})
     return config
 
 
@@ -76,8 +81,9 @@ def _case(name: str, num_replicas: int):
 
 @pytest.mark.parametrize("name, num_replicas", [_case(*case) for case in CASES])
 def test_single_pmap_and_sharded_agree(name, num_replicas, tiny_mnist_dir, colour_folder, tmp_path):
-    """Every row's loss, the epoch's training mean included: a test split the model gets
-    exactly right (loss 0) would otherwise agree whatever the strategies did."""
+    """Every row's loss, the epoch's training mean included (a test split the model gets
+    exactly right, loss 0, would otherwise agree whatever the strategies did), and each
+    member's in a population."""
     data_dirs = {"colour": colour_folder, "tiny_mnist": tiny_mnist_dir}
     config = _config(name, data_dirs, num_replicas)
     losses = {}
@@ -85,7 +91,11 @@ def test_single_pmap_and_sharded_agree(name, num_replicas, tiny_mnist_dir, colou
         config.parallelism = mode
         trainer.train_and_evaluate(config, str(tmp_path / mode))
         rows = read_rows(str(tmp_path / mode / "metrics.jsonl"))
-        losses[mode] = {(row["split"], row["step"]): row["loss"] for row in rows}
+        losses[mode] = {
+            (row["split"], row["step"], member): loss
+            for row in rows
+            for member, loss in enumerate([row["loss"], *row.get("loss_per_replica", [])])
+        }
     assert any(loss > 1e-3 for loss in losses["single"].values()), losses
     tolerance = 1e-4 if "batch_norm" in strategy_features(config) else 1e-5
     for mode in ("pmap", "sharded"):
