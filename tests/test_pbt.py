@@ -21,6 +21,7 @@ from lenet_jax.training.preemption import Preempted
 from lenet_jax.training.run import build_run
 from lenet_jax.training.state import TrainState
 from lenet_jax.training.sweep_optim import SweptState
+from lenet_jax.training.tensorboard import read_scalars
 
 RATES = [3e-4, 1e-3, 3e-3, 1e-2]
 TIMING = ("examples_per_sec", "epoch_seconds")
@@ -69,9 +70,16 @@ def test_a_stopped_pbt_run_resumes_bit_identically_and_its_rows_name_the_exploit
             donor = before["members"][exploit["copied"]]["optimizer.learning_rate"]
             assert min(abs(rate / donor - f) for f in config.pbt.perturb) < 1e-6
             assert row["members"][exploit["member"]]["optimizer.learning_rate"] == rate
-    # The values the members end with are those of the last exploit, in the final rows.
+    # The values the members end with are those of the last exploit, in the final rows and
+    # in sweep.json; TensorBoard names each member's curves by its index, as they change.
     last_test = [r for r in rows if r["split"] == "test"][-1]
     assert last_test["members"] == exploit_rows[-1]["members"]
+    table = json.loads((tmp_path / "whole" / sweeps.TABLE_FILE).read_text())
+    assert {row["member"]: row["optimizer.learning_rate"] for row in table} == {
+        m: values["optimizer.learning_rate"] for m, values in enumerate(last_test["members"])
+    }
+    curves = read_scalars(str(tmp_path / "whole" / "tensorboard"))
+    assert {f"test/accuracy_per_replica/member {m}" for m in range(4)} <= set(curves)
 
 
 def _population(n: int = 4) -> TrainState:

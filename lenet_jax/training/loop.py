@@ -29,7 +29,7 @@ from lenet_jax.training.results import TrainResult
 from lenet_jax.training.resume import restore_or_init
 from lenet_jax.training.run import Run, build_run
 from lenet_jax.training.steps import trees_equal
-from lenet_jax.training.sweeps import builtin_callbacks, rate_extras
+from lenet_jax.training.sweeps import builtin_callbacks, curve_labels, rate_extras
 from lenet_jax.training.tensorboard import SUBDIR as TENSORBOARD_DIR
 from lenet_jax.training.writers import create_writer
 
@@ -65,6 +65,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     history=start.history,
                     num_epochs=config.num_epochs,
                     main=main,
+                    member_labels=curve_labels(run.sweep, config.sweep_strategy),
                 ) as writer,
                 PreemptionGuard() as guard,
             ):
@@ -174,9 +175,8 @@ class Loop:
         return early_stop_reason(self.history, self.score_split, self.config, self.step)
 
     def finish_epoch(self, state, totals: Totals, epoch: int, result=None):
-        """An epoch's end: check the loss, evaluate, exploit (PBT), write the rows,
-        checkpoint when due (or when early stopping ends the run here). Returns the state
-        to go on from, the test metrics and the train row."""
+        """An epoch's end: check the loss, evaluate, exploit (PBT), write the rows, checkpoint
+        when due (or on an early stop); (the state to go on from, test metrics, train row)."""
         train = totals.compute()
         check_finite(train["loss"], self.step, epoch)
         rows = self.rows = {"train": train}

@@ -185,6 +185,16 @@ def member_label(member: dict) -> str:
     return " ".join([*values, f"seed {member['seed']}"])
 
 
+def curve_labels(sweep: Sweep | None, strategy: str) -> list[str] | None:
+    """TensorBoard's name for each member's curves: its values, or under population-based
+    training, which changes them, its index (the values are in each row's `members`)."""
+    if sweep is None:
+        return None
+    if strategy == "pbt":
+        return [f"member {m}" for m in range(sweep.size)]
+    return [member_label(member) for member in sweep.members()]
+
+
 TABLE_FILE = "sweep.json"  # in the workdir, at the end of a sweep's run
 
 

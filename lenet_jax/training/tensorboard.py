@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto import event_pb2, summary_pb2
 
-from lenet_jax.training.sweeps import member_label
-
 SUBDIR = "tensorboard"
 
 
@@ -23,7 +21,8 @@ class TensorBoardWriter:
     """Scalars tagged `split/name` ("train/loss", "test/accuracy"); a no-op when not enabled.
 
     Pass `enabled=jax.process_index() == 0` so only one process of a multi-host run writes,
-    and `resume_step` (the restored step, 0 for a fresh run) like `MetricsLog`.
+    and `resume_step` (the restored step, 0 for a fresh run) like `MetricsLog`;
+    `member_labels` name a population's curves (a sweep's members), else their indices.
 
     Events are written synchronously with tensorboardX's `EventsWriter`: its
     `SummaryWriter` queues them for a background thread, and its `flush` does not wait
@@ -31,8 +30,16 @@ class TensorBoardWriter:
     epoch cost nothing to write in line.
     """
 
-    def __init__(self, workdir: str, *, enabled: bool = True, resume_step: int = 0):
+    def __init__(
+        self,
+        workdir: str,
+        *,
+        enabled: bool = True,
+        resume_step: int = 0,
+        member_labels: list[str] | None = None,
+    ):
         self.logdir = os.path.join(workdir, SUBDIR)
+        self.member_labels = member_labels
         self._events = None
         if enabled:
             os.makedirs(self.logdir, exist_ok=True)
@@ -54,11 +61,10 @@ class TensorBoardWriter:
 
     def write_scalars(self, step: int, split: str, scalars: Mapping[str, float | list]) -> None:
         """Each scalar as `split/name`; a list (a population's `*_per_replica`) as one curve
-        per replica, `split/name/r`, or per member of a sweep, labelled by its values."""
+        per replica, `split/name/r`, or per member of a sweep, `split/name/<its label>`."""
         if self._events is None:
             return
-        members = scalars.get("members")
-        labels = [member_label(m) for m in members] if members else None
+        labels = self.member_labels
         tagged = []
         for name, value in scalars.items():
             if not _numbers(value):  # `members`, PBT's exploits and metric name

@@ -124,11 +124,13 @@ def create_writer(
     num_epochs: int,
     main: bool,
     history: list[dict] | None = None,
+    member_labels: list[str] | None = None,
 ) -> MultiWriter:
     """The run's writer; on processes other than 0 it writes nothing. `history`, the rows
-    the restored checkpoint carries, is what metrics.jsonl is rebuilt from."""
+    the restored checkpoint carries, is what metrics.jsonl is rebuilt from; `member_labels`
+    name a sweep's members' TensorBoard curves."""
     if not main:
         return MultiWriter([])
     log = MetricsLog(os.path.join(workdir, METRICS_FILE), resume_step=resume_step, history=history)
-    tensorboard = TensorBoardWriter(workdir, resume_step=resume_step)
+    tensorboard = TensorBoardWriter(workdir, resume_step=resume_step, member_labels=member_labels)
     return MultiWriter([JsonlWriter(log), TensorBoardSink(tensorboard), ConsoleWriter(num_epochs)])
