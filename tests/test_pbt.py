@@ -23,7 +23,7 @@ from lenet_jax.training.state import TrainState
 from lenet_jax.training.sweep_optim import SweptState
 from lenet_jax.training.tensorboard import read_scalars
 
-RATES = [3e-4, 1e-3, 3e-3, 1e-2]
+RATES = [1e-3, 1e-2]
 TIMING = ("examples_per_sec", "epoch_seconds")
 
 
@@ -63,9 +63,9 @@ def test_a_stopped_pbt_run_resumes_bit_identically_and_its_rows_name_the_exploit
         before = next(r for r in rows if r["split"] == "test" and r["epoch"] == row["epoch"])
         assert row["scores"] == before["accuracy_per_replica"]
         ranked = np.argsort(-np.asarray(row["scores"]), kind="stable")
-        assert len(row["exploits"]) == 2
+        assert len(row["exploits"]) == 1
         for exploit in row["exploits"]:
-            assert exploit["member"] in ranked[2:] and exploit["copied"] in ranked[:2]
+            assert exploit["member"] in ranked[1:] and exploit["copied"] in ranked[:1]
             rate = exploit["values"]["optimizer.learning_rate"]
             donor = before["members"][exploit["copied"]]["optimizer.learning_rate"]
             assert min(abs(rate / donor - f) for f in config.pbt.perturb) < 1e-6
@@ -79,7 +79,7 @@ def test_a_stopped_pbt_run_resumes_bit_identically_and_its_rows_name_the_exploit
         m: values["optimizer.learning_rate"] for m, values in enumerate(last_test["members"])
     }
     curves = read_scalars(str(tmp_path / "whole" / "tensorboard"))
-    assert {f"test/accuracy_per_replica/member {m}" for m in range(4)} <= set(curves)
+    assert {f"test/accuracy_per_replica/member {m}" for m in range(2)} <= set(curves)
 
 
 def _population(n: int = 4) -> TrainState:
