@@ -145,7 +145,6 @@ class Members:
     def __init__(self, run):
         self.run, self.config = run, run.config
         self.pbt = run.sweep is not None and run.config.sweep_strategy == "pbt"
-        self.key = stream_key(prng.key(run.config.seed), SPLIT)
         self.values: list[dict] | None = None
 
     def start(self, state) -> None:
@@ -176,7 +175,7 @@ class Members:
         host = jax.device_get(strategy.host_state(state))
         ranked_by = scores[name + metrics.PER_REPLICA]
         better = metrics.metric(name).higher_is_better
-        key = jax.random.fold_in(self.key, epoch)
+        key = jax.random.fold_in(stream_key(prng.key(self.config.seed), SPLIT), epoch)
         exploits = choose(key, ranked_by, better, self.values, self.config.pbt)
         host = apply(host, exploits)
         row = {
