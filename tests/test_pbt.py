@@ -132,7 +132,8 @@ def test_the_worst_copy_the_best_and_a_nan_score_ranks_last():
             assert ratio in (0.5, 2.0)
     by_loss = pbt.choose(jax.random.key(1), [0.3, 0.9, 0.5, 0.1], False, members, config)
     assert sorted(e.member for e in by_loss) == [1, 2]  # a loss: lower is better
-    assert sweeps.short(0.01 * 1.25) == 0.0125
+    assert sweeps.typed("optimizer.learning_rate", 0.01 * 1.25) == 0.0125
+    assert sweeps.typed("augment.cutout_size", 8 * 1.25) == 10
 
 
 @pytest.mark.parametrize(

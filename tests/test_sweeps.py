@@ -27,7 +27,7 @@ SWEEP = {"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [0, 
 def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config):
     """Under the step loop and the scanned epoch; zipped, so two members cover every
     sweepable field."""
-    sweep = SWEEP | {"label_smoothing": [0.2, 0]}
+    sweep = SWEEP | {"label_smoothing": [0.2, 0], "augment.cutout_size": [6, 0]}
     assert set(sweep) == set(sweeps.SWEEPABLE)
     tiny_config.sweep, tiny_config.sweep_mode = json.dumps(sweep), "zip"
     run = build_run(tiny_config)
@@ -36,12 +36,14 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
             "optimizer.learning_rate": 1e-3,
             "optimizer.weight_decay": 0,
             "label_smoothing": 0.2,
+            "augment.cutout_size": 6,
             "seed": 0,
         },
         {
             "optimizer.learning_rate": 3e-3,
             "optimizer.weight_decay": 5e-4,
             "label_smoothing": 0,
+            "augment.cutout_size": 0,  # alone: no cutout stage at all
             "seed": 0,
         },
     ]
@@ -58,15 +60,7 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
         alone = create_train_state(
             alone_run.model, alone_run.tx, run.keys["init"][member], run.dataset.image_shape
         )
-        alone_step = jax.jit(
-            steps.make_train_step(
-                alone_run.model,
-                alone_run.tx,
-                loss=alone_run.loss,
-                mean=run.dataset.mean,
-                std=run.dataset.std,
-            )
-        )
+        alone_step = jax.jit(alone_run.train_step())
         for batch in indices:
             alone, alone_sums = alone_step(
                 alone, images[batch], labels[batch], run.keys["train"][member]
@@ -163,6 +157,7 @@ def _check_the_exported_member_is_an_ordinary_run(workdir, table, rows, result):
             "config.optimizer.learning_rate=-1.0 is not allowed; expected a positive number",
         ),
         ('{"optimizer.learning_rate": [0.1]}', "best", "config.sweep_mode='best'"),
+        ('{"augment.cutout_size": [8, 2.5]}', "grid", "has [8, 2.5]; expected whole numbers"),
         (
             '{"label_smoothing": [0.1, 1.5]}',
             "grid",

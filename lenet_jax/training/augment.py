@@ -6,13 +6,15 @@ the step's key replays the same augmentations. Alternating flips are the excepti
 start is fixed on the host (`mirror_half`), and the step mirrors whole epochs.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-Augment = Callable[[jax.Array, jax.Array], jax.Array]
+# (key, images, a sweep's member's values or None) -> images
+Augment = Callable[[jax.Array, jax.Array, Mapping | None], jax.Array]
+CUTOUT_SIZE = "augment.cutout_size"  # its name among a sweep's values
 
 
 def example_keys(key: jax.Array, batch: int, axis_name: str | None = None) -> jax.Array:
@@ -77,15 +79,13 @@ def random_crop(
     return jax.vmap(crop_one)(keys, padded)
 
 
-def cutout(
-    key: jax.Array, images: jax.Array, size: int, axis_name: str | None = None
-) -> jax.Array:
+def cutout(key: jax.Array, images: jax.Array, size: int, axis_name: str | None = None) -> jax.Array:
     """Zeroes a `size`x`size` square at a random centre in each image, clipped at the borders.
 
     The centre may lie anywhere in the image (DeVries & Taylor, 2017), so squares near an
     edge cover fewer pixels.
     """
-    if size < 0:
+    if isinstance(size, int) and size < 0:  # a sweep's is traced (its check came first)
         raise ValueError(f"cutout size must be >= 0, got {size}")
     _, height, width, _ = images.shape
 
@@ -140,30 +140,35 @@ def make_augment(
     flip_alternating: bool = False,
     cutout_size: int = 0,
     axis_name: str | None = None,
+    swept: tuple[str, ...] = (),
 ) -> Augment | None:
     """Chains the enabled augmentations (crop, then flip, then cutout); None if none is.
 
     Each stage has a fixed subkey, so enabling one stage leaves the others' draws unchanged.
     Alternating flips (`flip_alternating`) draw nothing here: `mirror_half` and the train
     step's odd-epoch mirror make them. Under pmap, `axis_name` makes each device draw its
-    examples' share of the global batch's draws (`example_keys`).
+    examples' share of the global batch's draws (`example_keys`). Where a sweep varies the
+    cutout's size (`CUTOUT_SIZE` in `swept`), the stage reads it from the member's values
+    at each call: a size of 0 zeroes nothing, as no stage would.
     """
     if crop_padding < 0 or cutout_size < 0:
         raise ValueError(f"augmentation sizes must be >= 0: {crop_padding=}, {cutout_size=}")
     stages: list[tuple[int, Augment]] = []
     if crop_padding:
-        stages.append((0, lambda k, x: random_crop(k, x, crop_padding, axis_name)))
+        stages.append((0, lambda k, x, _: random_crop(k, x, crop_padding, axis_name)))
     if flip and not flip_alternating:
-        stages.append((1, lambda k, x: random_flip(k, x, axis_name)))
-    if cutout_size:
-        stages.append((2, lambda k, x: cutout(k, x, cutout_size, axis_name)))
+        stages.append((1, lambda k, x, _: random_flip(k, x, axis_name)))
+    if CUTOUT_SIZE in swept:
+        stages.append((2, lambda k, x, values: cutout(k, x, values[CUTOUT_SIZE], axis_name)))
+    elif cutout_size:
+        stages.append((2, lambda k, x, _: cutout(k, x, cutout_size, axis_name)))
     if not stages:
         return None
 
-    def augment(key: jax.Array, images: jax.Array) -> jax.Array:
+    def augment(key: jax.Array, images: jax.Array, values: Mapping | None = None) -> jax.Array:
         keys = jax.random.split(key, 3)
         for index, stage in stages:
-            images = stage(keys[index], images)
+            images = stage(keys[index], images, values)
         return images
 
     return augment

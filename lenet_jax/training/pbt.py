@@ -108,8 +108,9 @@ def choose(key: jax.Array, scores, higher_is_better: bool, members: list[dict], 
             member=int(member),
             copied=int(donor),
             values={
-                field: sweeps.short(
-                    min(members[donor][field] * factors[i, j], sweeps.FRACTIONS.get(field, np.inf))
+                field: sweeps.typed(
+                    field,
+                    min(members[donor][field] * factors[i, j], sweeps.FRACTIONS.get(field, np.inf)),
                 )
                 for j, field in enumerate(fields)
             },

@@ -136,7 +136,11 @@ class Run:
             mean=self.dataset.mean,
             std=self.dataset.std,
             loss=self.loss,
-            augment=augment.make_augment(**self.config.augment, axis_name=self.strategy.axis_name),
+            augment=augment.make_augment(
+                **self.config.augment,
+                axis_name=self.strategy.axis_name,
+                swept=self.sweep.fields if self.sweep else (),
+            ),
             compute_dtype=self.compute_dtype,
             axis_name=self.strategy.axis_name,
             ema=self.ema_rule(),

@@ -100,8 +100,9 @@ def make_train_step(
     rule = ema if isinstance(ema, EmaRule) else EmaRule(decay=float(ema))
 
     def train_step(state: TrainState, images, labels, train_key):
+        values = swept_values(state.opt_state)  # a sweep's member's, else None
         x, dropout_key = _step_inputs(
-            images, train_key, state.step, (mean, std, compute_dtype),
+            images, train_key, state.step, (mean, std, compute_dtype), values,
             augment=augment, axis_name=axis_name, mirror_every=mirror_odd_epochs_of,
         )  # fmt: skip
 
@@ -139,7 +140,9 @@ def _gradients(model: Model, loss: Loss, state: TrainState, x, labels, dropout_k
     return logits, value, batch_stats, grads
 
 
-def _step_inputs(images, train_key, step, normalization, *, augment, axis_name, mirror_every):
+def _step_inputs(
+    images, train_key, step, normalization, values, *, augment, axis_name, mirror_every
+):
     """(the step's normalised, augmented images, its dropout key): the step's key split
     in two, the dropout one folded with the device under pmap (augmentations take their
     slice of the global draws); every batch of an odd epoch mirrored with `mirror_every`."""
@@ -148,7 +151,7 @@ def _step_inputs(images, train_key, step, normalization, *, augment, axis_name, 
         dropout_key = device_key(dropout_key, axis_name)
     x = normalize(images, *normalization)
     if augment is not None:
-        x = augment(augment_key, x)
+        x = augment(augment_key, x, values)
     if mirror_every:
         odd_epoch = (step // mirror_every) % 2 == 1
         x = jnp.where(odd_epoch, flip(x), x)

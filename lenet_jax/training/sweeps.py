@@ -29,15 +29,18 @@ from lenet_jax.errors import UserError
 from lenet_jax.training import metrics
 from lenet_jax.training.sweep_optim import OPTIMIZER
 
-# field -> what it is to the step (each enters the optimizer's or the loss's arithmetic only).
+# field -> what it is to the step (each enters the optimizer's, the loss's or the
+# augmentation's arithmetic only, never a shape).
 SWEEPABLE = {
     "optimizer.learning_rate": "the schedule's peak rate",
     "optimizer.weight_decay": "the optimizer's weight decay",
     "label_smoothing": "the built-in loss's label smoothing",
+    "augment.cutout_size": "the cutout square's side (0: none)",
 }
 # The swept fields whose values must stay below 1, and the most population-based training
 # perturbs them to.
 FRACTIONS = {"label_smoothing": 0.99}
+INTEGERS = {"augment.cutout_size"}  # whose values are whole numbers
 SWEEP_MODES = ("grid", "zip")  # what config.sweep_mode accepts
 
 
@@ -114,6 +117,8 @@ def _spec(text: str) -> dict[str, list[float]]:
         numbers = isinstance(values, list) and values
         if not numbers or not all(_is_number(v) for v in values):
             raise UserError(f"config.sweep: {field!r} has {values!r}; expected {allowed}")
+        if field in INTEGERS and not all(isinstance(v, int) for v in values):
+            raise UserError(f"config.sweep: {field!r} has {values!r}; expected whole numbers")
     return spec
 
 
@@ -131,7 +136,7 @@ def filled(
         for field, value in values.items():
             section, name = field.rsplit(".", 1) if "." in field else ("", field)
             target = single[section] if section else single
-            target[name] = float(value)
+            target[name] = typed(field, value)
     return single
 
 
@@ -142,16 +147,22 @@ def current_members(sweep: Sweep, opt_state) -> list[dict]:
     hparams = {name: np.atleast_1d(np.asarray(v)) for name, v in opt_state.hparams.items()}
     return [
         {
-            **{field: short(hparams[field.removeprefix(OPTIMIZER)][m]) for field in sweep.fields},
+            **{
+                field: typed(field, hparams[field.removeprefix(OPTIMIZER)][m])
+                for field in sweep.fields
+            },
             "seed": m % sweep.seeds,
         }
         for m in range(sweep.size)
     ]
 
 
-def short(value) -> float:
-    """A swept value as float32 holds it, written as its shortest decimal (3e-3, not
+def typed(field: str, value) -> float | int:
+    """A swept value as the config holds it: a whole number for an integer field (rounded),
+    else as float32 holds it, written as its shortest decimal (0.003, not
     0.003000000026077032)."""
+    if field in INTEGERS:
+        return int(round(float(value)))
     return float(str(np.float32(value)))
 
 
