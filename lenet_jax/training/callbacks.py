@@ -58,8 +58,9 @@ class Callbacks:
                 ) from e
 
 
-def build(paths: Sequence[str]) -> Callbacks:
-    """Imports and builds each `package.module:Class` in `paths` (config.callbacks)."""
+def build(paths: Sequence[str], builtin: Sequence[tuple[str, object]] = ()) -> Callbacks:
+    """Imports and builds each `package.module:Class` in `paths` (config.callbacks); the
+    run's own (name, callback) pairs in `builtin` come after them."""
     named = []
     for path in paths:
         wanted = "a class with hooks " + ", ".join(HOOKS)
@@ -77,7 +78,7 @@ def build(paths: Sequence[str]) -> Callbacks:
             ) from None
         _check_hooks(path, callback)
         named.append((path, callback))
-    return Callbacks(named)
+    return Callbacks([*named, *builtin])
 
 
 def _check_hooks(path: str, callback) -> None:

@@ -44,9 +44,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     """
     if config.compilation_cache:
         compilation_cache.enable()
-    run = build_run(config)  # writes nothing: a bad config or model leaves no workdir
-    callbacks = callbacks_lib.build(config.get("callbacks", ()))  # nor a bad callback
-    callbacks.named += builtin_callbacks(run, workdir)  # a sweep's table
+    run = build_run(config)  # writes nothing: a bad config, model or callback leaves no workdir
+    callbacks = callbacks_lib.build(config.get("callbacks", ()), builtin_callbacks(run, workdir))
     main = distributed.is_main_process()
     ckpt_dir = os.path.join(workdir, "checkpoints")
     with lock.exclusive(workdir) if main else contextlib.nullcontext():
