@@ -27,6 +27,7 @@ import numpy as np
 from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.training import metrics
+from lenet_jax.training.augment import CUTOUT_SIZE
 from lenet_jax.training.sweep_optim import OPTIMIZER
 
 # field -> what it is to the step (each enters the optimizer's, the loss's or the
@@ -35,12 +36,12 @@ SWEEPABLE = {
     "optimizer.learning_rate": "the schedule's peak rate",
     "optimizer.weight_decay": "the optimizer's weight decay",
     "label_smoothing": "the built-in loss's label smoothing",
-    "augment.cutout_size": "the cutout square's side (0: none)",
+    CUTOUT_SIZE: "the cutout square's side (0: none)",
 }
 # The swept fields whose values must stay below 1, and the most population-based training
 # perturbs them to.
 FRACTIONS = {"label_smoothing": 0.99}
-INTEGERS = {"augment.cutout_size"}  # whose values are whole numbers
+INTEGERS = {CUTOUT_SIZE}  # whose values are whole numbers
 SWEEP_MODES = ("grid", "zip")  # what config.sweep_mode accepts
 
 
