@@ -26,7 +26,7 @@ from lenet_jax.errors import UserError
 from lenet_jax.models.calls import stream_key
 from lenet_jax.training import metrics, sweeps
 from lenet_jax.training.state import TrainState
-from lenet_jax.training.sweep_optim import OPTIMIZER
+from lenet_jax.training.sweep_optim import state_name
 
 STRATEGIES = ("independent", "pbt")  # what config.sweep_strategy accepts
 SPLIT = "pbt"  # the split of the exploit rows in metrics.jsonl
@@ -135,7 +135,7 @@ def apply(state: TrainState, exploits: list[Exploit]) -> TrainState:
     hparams = {name: np.array(values) for name, values in state.opt_state.hparams.items()}
     for exploit in exploits:
         for field, value in exploit.values.items():
-            hparams[field.removeprefix(OPTIMIZER)][exploit.member] = value
+            hparams[state_name(field)][exploit.member] = value
     return state.replace(opt_state=state.opt_state._replace(hparams=hparams))
 
 

@@ -10,7 +10,13 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-OPTIMIZER = "optimizer."  # the swept fields' section of the config
+OPTIMIZER = "optimizer."  # the optimizer's section of the config
+
+
+def state_name(field: str) -> str:
+    """A swept field's name among the state's values: without `optimizer.`, as the
+    optimizer's builders read it (`learning_rate`); the others' in full."""
+    return field.removeprefix(OPTIMIZER)
 
 
 class SweptState(NamedTuple):

@@ -28,7 +28,7 @@ from lenet_jax import files
 from lenet_jax.errors import UserError
 from lenet_jax.training import metrics
 from lenet_jax.training.augment import CUTOUT_SIZE
-from lenet_jax.training.sweep_optim import OPTIMIZER
+from lenet_jax.training.sweep_optim import state_name
 
 # field -> what it is to the step (each enters the optimizer's, the loss's or the
 # augmentation's arithmetic only, never a shape).
@@ -67,10 +67,11 @@ class Sweep:
         return [{**self.values(m), "seed": m % self.seeds} for m in range(self.size)]
 
     def hparams(self) -> dict[str, np.ndarray]:
-        """Each swept optimizer field's values over the members: (members,) float32."""
+        """Each swept field's values over the members, by its `state_name`: (members,)
+        float32, as the optimizer's state holds them."""
         table = [self.values(m) for m in range(self.size)]
         return {
-            field.removeprefix(OPTIMIZER): np.asarray([row[field] for row in table], np.float32)
+            state_name(field): np.asarray([row[field] for row in table], np.float32)
             for field in self.fields
         }
 
@@ -148,10 +149,7 @@ def current_members(sweep: Sweep, opt_state) -> list[dict]:
     hparams = {name: np.atleast_1d(np.asarray(v)) for name, v in opt_state.hparams.items()}
     return [
         {
-            **{
-                field: typed(field, hparams[field.removeprefix(OPTIMIZER)][m])
-                for field in sweep.fields
-            },
+            **{field: typed(field, hparams[state_name(field)][m]) for field in sweep.fields},
             "seed": m % sweep.seeds,
         }
         for m in range(sweep.size)
