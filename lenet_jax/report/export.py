@@ -13,7 +13,6 @@ import os
 import shutil
 
 import jax
-import numpy as np
 
 from lenet_jax import files
 from lenet_jax.errors import UserError
@@ -97,9 +96,9 @@ def _member_index(member: str, count: int, rows: list[dict], best_metric: str) -
         tests = [row for row in rows if row.get("split") == "test"]
         if count == 1 or not tests:
             return 0
-        scores = np.asarray(tests[-1][best_metric + metrics.PER_REPLICA])
+        scores = tests[-1][best_metric + metrics.PER_REPLICA]
         better = metrics.metric(best_metric).higher_is_better
-        return int(scores.argmax() if better else scores.argmin())
+        return int(metrics.best_first(scores, better)[0])
     if not member.isdigit() or int(member) >= count:
         raise UserError(f"--member={member!r}: expected best or a member from 0 to {count - 1}")
     return int(member)

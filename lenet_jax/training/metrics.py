@@ -84,6 +84,14 @@ def metric(name: str) -> Metric | None:
     return next((m for m in METRICS if m.name == name.removeprefix(ENSEMBLE)), None)
 
 
+def best_first(scores, higher_is_better: bool) -> np.ndarray:
+    """A population's member indices, best first by `scores` (a NaN last, ties in index
+    order): the one ranking of sweep.json, `export --member best` and PBT."""
+    values = np.asarray(scores, np.float64)
+    ranked = -values if higher_is_better else values
+    return np.argsort(np.where(np.isnan(ranked), np.inf, ranked), kind="stable")
+
+
 def ensemble_logits(logits: jax.Array) -> jax.Array:
     """The log of the replicas' averaged probabilities: (replicas, batch, classes) -> (batch,
     classes). Its softmax is the ensemble's prediction."""

@@ -94,8 +94,7 @@ def choose(key: jax.Array, scores, higher_is_better: bool, members: list[dict], 
     a NaN the worst of all; ties by member index) each copy one of the best fraction, drawn
     from `key`, with each swept value times a factor drawn from `pbt.perturb`."""
     count = max(1, int(len(members) * pbt.fraction))
-    ranked = -np.asarray(scores, np.float64) if higher_is_better else np.asarray(scores)
-    order = np.argsort(np.where(np.isnan(ranked), np.inf, ranked), kind="stable")
+    order = metrics.best_first(scores, higher_is_better)
     best, worst = order[:count], order[len(members) - count :]
     fields = [field for field in members[0] if field != "seed"]
     donor_key, factor_key = jax.random.split(key)

@@ -219,7 +219,8 @@ def table(members: list[dict], test: dict, best_metric: str, higher_is_better: b
             if name.endswith(metrics.PER_REPLICA)
         }
         rows.append({"member": member, **values, **scores})
-    return sorted(rows, key=lambda row: row[best_metric], reverse=higher_is_better)
+    order = metrics.best_first([row[best_metric] for row in rows], higher_is_better)
+    return [rows[i] for i in order]
 
 
 class SweepTable:
