@@ -68,6 +68,10 @@ def _config(name: str, data_dirs: dict, num_replicas: int = 1):
     config.num_train_examples, config.num_test_examples = 256, 128
     config.batch_size, config.eval_batch_size = 64, 128  # 8 examples per device
     config.num_epochs = 1
+    # XLA's convolutions, whatever `auto` picks on a CPU: a convolution is per example, so it
+    # cannot make the strategies differ (test_conv.py holds the banded ones equal to XLA's),
+    # and the banded ones' many slices take longest to compile of all a run's programs.
+    config.model.conv_impl = "xla"
     if num_replicas > 1:
         config.sweep = json.dumps({field: values[:num_replicas] for field, values in SWEEP.items()})
     return config

@@ -21,6 +21,7 @@ def test_a_stock_model_passes_and_reports_what_it_learned():
         ("fork_models.kit_breakers:NoisyEval", AssertionError, "eval mode must ignore the key"),
         ("fork_models.kit_breakers:Frozen", AssertionError, "did not lower the loss"),
         ("fork_models.bare:Broken", ModelError, "failed at its train-mode call"),
+        ("fork_models.bare:NoGradient", ModelError, "failed at its gradient of the train-mode"),
     ],
 )
 def test_a_broken_module_fails_naming_the_check(model, error, message):

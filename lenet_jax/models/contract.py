@@ -155,7 +155,6 @@ class Model:
     def check(self, image_shape: Sequence[int], num_classes: int) -> None:
         """Runs the contract on abstract values: init, an eval-mode and a train-mode call,
         and the gradient, before any work is done. Discovers RNG streams and axis names."""
-        key = prng.key(0)
         images = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
         params, stats = self._at("init", lambda: self.abstract_variables(image_shape))
         if not jax.tree.leaves(params):
@@ -173,23 +172,28 @@ class Model:
                     f"(2, {num_classes}) is expected (a `num_classes` field is filled in)"
                 )
 
-        def grad(params, stats, images, key):
-            def loss(params):
-                logits, _ = self.apply(params, stats, images, train=True, rngs=self.rngs(key))
-                return logits.astype(jnp.float32).sum()
-
-            return jax.grad(loss)(params)
-
-        self._at(
-            "gradient of the train-mode call",
-            lambda: jax.eval_shape(grad, params, stats, images, key),
-        )
-
     def _abstract_call(self, params, stats, images, train: bool):
+        """The logits' shape, and in train mode the gradient's too, in one abstract trace
+        (tracing a model is most of what the check costs); a failure that the forward
+        pass alone does not repeat is the gradient's."""
+
         def call(params, stats, images, key):
             return self.apply(params, stats, images, train=train, rngs=self.rngs(key))[0]
 
-        return jax.eval_shape(call, params, stats, images, prng.key(0))
+        def logits_and_gradient(params, stats, images, key):
+            def loss(params):
+                logits = call(params, stats, images, key)
+                return logits.astype(jnp.float32).sum(), logits
+
+            return jax.grad(loss, has_aux=True)(params)[1]
+
+        if not train:
+            return jax.eval_shape(call, params, stats, images, prng.key(0))
+        try:
+            return jax.eval_shape(logits_and_gradient, params, stats, images, prng.key(0))
+        except Exception as e:
+            jax.eval_shape(call, params, stats, images, prng.key(0))  # raises the forward's
+            raise self._error("gradient of the train-mode call", e) from e
 
     def _probe(self, mode: str, call: Callable):
         """`call()`, learning an RNG stream or an axis name from each failure it explains."""
