@@ -1,5 +1,7 @@
 """CIFAR-style training end to end: image folder, BatchNorm statistics, augmentation, resume."""
 
+import shutil
+
 import jax
 import numpy as np
 import pytest
@@ -32,8 +34,7 @@ def colour_folder(tmp_path_factory):
     return make_colour_folder(tmp_path_factory.mktemp("colours"))
 
 
-@pytest.fixture
-def aug_config(colour_folder):
+def _aug_config(colour_folder):
     config = load_config_file(str(REPO / "configs" / "cifar10_aug.py:smoke"))
     config.data_dir = str(colour_folder)
     config.num_train_examples = 0
@@ -43,6 +44,19 @@ def aug_config(colour_folder):
     config.num_epochs = 3
     config.parallelism = "single"
     return config
+
+
+@pytest.fixture
+def aug_config(colour_folder):
+    return _aug_config(colour_folder)
+
+
+@pytest.fixture(scope="module")
+def finished_run(colour_folder, tmp_path_factory):
+    """The recipe's run, trained once: its workdir and what `train_and_evaluate` returned.
+    Tests read copies of the workdir."""
+    workdir = tmp_path_factory.mktemp("aug_run") / "run"
+    return workdir, trainer.train_and_evaluate(_aug_config(colour_folder), str(workdir))
 
 
 def test_bn_augmented_run_learns_and_checkpoints_batch_statistics(aug_config, tmp_path):
@@ -59,8 +73,9 @@ def test_bn_augmented_run_learns_and_checkpoints_batch_statistics(aug_config, tm
     assert test["accuracy"] >= 0.9  # chance is 1/3; the dominant colour is easy to learn
 
 
-def test_round_trip_keeps_batch_statistics_exactly(aug_config, tmp_path):
-    trained = trainer.train_and_evaluate(aug_config, str(tmp_path)).state  # in memory, at the end
+def test_round_trip_keeps_batch_statistics_exactly(finished_run, tmp_path):
+    shutil.copytree(finished_run[0], tmp_path, dirs_exist_ok=True)
+    trained = finished_run[1].state  # in memory, at the end
     stats = jax.tree.leaves(trained.batch_stats)
     assert stats and all(np.abs(np.asarray(s)).max() > 0 for s in stats)  # not their zero init
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
@@ -73,10 +88,10 @@ def test_round_trip_keeps_batch_statistics_exactly(aug_config, tmp_path):
     assert int(restored.step) == int(trained.step)
 
 
-def test_augmented_resume_is_bit_identical(aug_config, tmp_path):
-    full = trainer.train_and_evaluate(aug_config, str(tmp_path / "full")).test
+def test_augmented_resume_is_bit_identical(aug_config, finished_run, tmp_path):
+    full = finished_run[1].test
     # Interrupt by keeping only the first epoch's checkpoint, then rerun the same config.
-    trainer.train_and_evaluate(aug_config, str(tmp_path / "resumed"))
+    shutil.copytree(finished_run[0], tmp_path / "resumed")
     ckpt_dir = tmp_path / "resumed" / "checkpoints"
     first_epoch_step = min(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
     for p in ckpt_dir.iterdir():
@@ -87,6 +102,6 @@ def test_augmented_resume_is_bit_identical(aug_config, tmp_path):
     assert rerun.steps_trained == rerun.step - first_epoch_step > 0
     resumed = rerun.test
     assert resumed == full
-    a = load_run(str(tmp_path / "full"), "latest").state
+    a = load_run(str(finished_run[0]), "latest").state
     b = load_run(str(tmp_path / "resumed"), "latest").state
     jax.tree.map(np.testing.assert_array_equal, a, b)
