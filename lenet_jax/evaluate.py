@@ -1,12 +1,14 @@
-"""`python -m lenet_jax.evaluate --workdir DIR [--checkpoint latest|best|STEP] [--weights ema|raw]`.
+"""`python -m lenet_jax.evaluate --workdir DIR [--checkpoint latest|best|STEP] [--weights ema|raw]
+[--noplots]`.
 
 Restores a checkpoint and the run's config, evaluates the test split (all of it, or with
 `--num_examples=N` the run's own fixed subset of N) and prints one JSON line (every metric
 training reports, the examples scored, per-class accuracy, confusion matrix); also writes
-DIR/eval.json and the plots in DIR/plots/, unless a run holds the workdir. A run with an
-EMA (`config.ema_decay`) is scored with the EMA's parameters unless `--weights=raw`; a
-population (`config.num_replicas`) reports each replica, the mean and std over them, and
-the ensemble's accuracy (`ensemble_accuracy`, from averaged probabilities).
+DIR/eval.json and (unless `--noplots`) the plots in DIR/plots/, unless a run holds the
+workdir. A run with an EMA (`config.ema_decay`) is scored with the EMA's parameters unless
+`--weights=raw`; a population (`config.num_replicas`) reports each replica, the mean and
+std over them, and the ensemble's accuracy (`ensemble_accuracy`, from averaged
+probabilities).
 """
 
 import json
@@ -28,6 +30,10 @@ _NUM_EXAMPLES = flags.DEFINE_integer(
     "num_examples", 0, "Score the run's fixed subset of this many test examples (0: all)."
 )
 
+_PLOTS = flags.DEFINE_bool(
+    "plots", True, "Draw DIR/plots/*.png; --noplots writes eval.json alone, sooner."
+)
+
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
@@ -35,7 +41,11 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.ERROR)  # orbax warns that read-only is read-only
     with cli.user_errors_as_one_line():
         report = evaluate_workdir(
-            _WORKDIR.value, _CHECKPOINT.value, _NUM_EXAMPLES.value, weights=_WEIGHTS.value
+            _WORKDIR.value,
+            _CHECKPOINT.value,
+            _NUM_EXAMPLES.value,
+            weights=_WEIGHTS.value,
+            draw_plots=_PLOTS.value,
         )
     print(json.dumps(report), flush=True)
 

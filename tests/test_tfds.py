@@ -241,7 +241,7 @@ def test_dataset_without_a_spec_trains_and_evaluate_names_its_classes(tfds_dir, 
     assert code == 0, stderr[-2000:]
     loaded = "loaded kmnist from tfds: 256 train, 128 test examples"
     assert loaded in capsys.readouterr().out + stderr
-    report = evaluate_workdir(str(workdir), "latest")
+    report = evaluate_workdir(str(workdir), "latest", draw_plots=False)
     assert tuple(report["class_names"]) == KMNIST_NAMES
     assert report["accuracy"] > 0.5
 

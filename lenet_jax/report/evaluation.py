@@ -15,12 +15,18 @@ from lenet_jax.training.results import Snapshot
 
 
 def evaluate_workdir(
-    workdir: str, checkpoint: str = "best", num_examples: int = 0, weights: str = "auto"
+    workdir: str,
+    checkpoint: str = "best",
+    num_examples: int = 0,
+    weights: str = "auto",
+    *,
+    draw_plots: bool = True,
 ) -> dict:
     """The test split's report for `checkpoint` of the run in `workdir` (the `evaluate`
     command): all of the split, or the run's own fixed subset of `num_examples`, with the
-    `weights` (EMA or raw) given. Writes workdir/eval.json and the plots, atomically,
-    unless a run holds the workdir."""
+    `weights` (EMA or raw) given. Writes workdir/eval.json and, with `draw_plots`, the
+    plots, atomically, unless a run holds the workdir (drawing them takes longer than
+    scoring a small split)."""
     from lenet_jax.report import plots
     from lenet_jax.report.inference import combined_logits, load_run, score_split
     from lenet_jax.training import lock
@@ -55,8 +61,9 @@ def evaluate_workdir(
             flush=True,
         )
         return report
-    predictions = combined_logits(logits).argmax(-1)
-    report["plots"] = plots.write_run_plots(workdir, snapshot, predictions)
+    if draw_plots:
+        predictions = combined_logits(logits).argmax(-1)
+        report["plots"] = plots.write_run_plots(workdir, snapshot, predictions)
     files.write_text(os.path.join(workdir, EVAL_FILE), json.dumps(report, indent=2))
     return report
 
