@@ -1,30 +1,27 @@
 """Runs the train CLI on a small tmpfs inside a private mount namespace (`unshare -m`, root):
-train, fill the disk, train on (it must fail in one line), free the space, train on (it must
-resume from the last good checkpoint). Writes what happened as JSON for the test to check.
+puts a run's first epoch there, fills the disk, trains on (it must fail in one line), frees
+the space, trains on (it must resume from the last good checkpoint). Writes what happened as
+JSON for the test to check.
 
-  unshare -m python tests/full_disk_driver.py DATA_DIR OUT.json
+  unshare -m python tests/full_disk_driver.py PLAN.json OUT.json
+
+PLAN.json: {"first": a workdir holding the run's first epoch, "mount": an empty directory to
+mount the tmpfs on, "workdir": the run's workdir on the tmpfs, "train": the train command on
+it}. The first epoch is trained by the test, in its own process: only the two runs the test
+is about start here, and this driver imports no JAX.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-import tempfile
-
-from conftest import tiny_train_command
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def train(workdir: str, data_dir: str, epochs: int) -> dict:
-    cmd = tiny_train_command(
-        workdir,
-        data_dir,
-        "--config.parallelism=single",
-        f"--config.num_epochs={epochs}",
-        "--config.plots=false",
-    )
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+def train(command: list[str]) -> dict:
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     return {"code": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
 
 
@@ -38,25 +35,27 @@ def fill(mount: str, leave: int) -> str:
     return path
 
 
-def main(data_dir: str, out: str) -> None:
-    mount = tempfile.mkdtemp(prefix="lenet_jax_full_disk_")
+def main(plan_path: str, out: str) -> None:
+    with open(plan_path) as f:
+        plan = json.load(f)
+    mount = plan["mount"]
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mount], check=True)
     try:
-        report = run_on(os.path.join(mount, "w"), mount, data_dir)
-    finally:  # the mount dies with the namespace; its empty mount point would not
+        report = run_on(plan, mount)
+    finally:  # the mount dies with the namespace anyway
         subprocess.run(["umount", mount], check=False)
-        os.rmdir(mount)
     with open(out, "w") as f:
         json.dump(report, f)
 
 
-def run_on(workdir: str, mount: str, data_dir: str) -> dict:
-    report = {"first": train(workdir, data_dir, 1)}
-    report["checkpoints_before"] = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+def run_on(plan: dict, mount: str) -> dict:
+    command, workdir = plan["train"], plan["workdir"]
+    shutil.copytree(plan["first"], workdir)  # as if its first epoch had run here
+    report = {"checkpoints_before": sorted(os.listdir(os.path.join(workdir, "checkpoints")))}
     filler = fill(mount, leave=256 * 1024)  # room for rows and the config, not a checkpoint
-    report["full"] = train(workdir, data_dir, 3)
+    report["full"] = train(command)
     os.remove(filler)
-    report["after"] = train(workdir, data_dir, 3)
+    report["after"] = train(command)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         report["rows"] = [json.loads(line) for line in f]
     return report

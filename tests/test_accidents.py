@@ -14,8 +14,8 @@ import time
 import jax
 import numpy as np
 import pytest
-from cli_checks import error_lines
-from conftest import REPO, TESTS, child_env, tiny_config_for, tiny_train_command
+from cli_checks import error_lines, train_checks
+from conftest import REPO, TESTS, child_env, tiny_config_for, tiny_train_args, tiny_train_command
 
 from lenet_jax.data import cache
 from lenet_jax.errors import UserError
@@ -29,9 +29,11 @@ TIMING = ("examples_per_sec", "epoch_seconds")
 
 
 def extendable(data_dir, num_epochs: int):
-    """The tiny config with a constant learning rate: 2 epochs, then 1 more, equal 3."""
+    """The tiny config with a constant learning rate: 2 epochs, then 1 more, equal 3. It
+    evaluates on the first 128 of the 256 test examples: the subset evaluate must score."""
     config = tiny_config_for(data_dir, num_epochs=num_epochs)
     config.optimizer.schedule = "constant"
+    config.num_test_examples = 128
     return config
 
 
@@ -55,13 +57,28 @@ def reference(tiny_mnist_dir, tmp_path_factory):
     return workdir
 
 
+@pytest.fixture(scope="module")
+def two_epochs(tiny_mnist_dir, tmp_path_factory):
+    """(workdir, result) of a 2-epoch run of `extendable`, trained once for the tests that
+    rerun, lock or evaluate a finished run: each works on its own copy (`copy_of`)."""
+    workdir = tmp_path_factory.mktemp("two_epochs")
+    return workdir, trainer.train_and_evaluate(extendable(tiny_mnist_dir, 2), str(workdir))
+
+
+def copy_of(two_epochs, tmp_path) -> trainer.TrainResult:
+    """Copies the 2-epoch run into `tmp_path`; returns what training it returned."""
+    workdir, result = two_epochs
+    shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+    return result
+
+
 # One run per workdir.
 
 
 def test_a_second_run_on_a_busy_workdir_is_refused_and_evaluate_writes_nothing(
-    tiny_config, tiny_mnist_dir, tmp_path
+    two_epochs, tiny_mnist_dir, tmp_path
 ):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    copy_of(two_epochs, tmp_path)
     rows_before = (tmp_path / "metrics.jsonl").read_text()
     with lock.exclusive(str(tmp_path)):  # this process is the busy run
         result = run(tiny_train_command(tmp_path, tiny_mnist_dir, "--config.num_epochs=4"))
@@ -90,20 +107,12 @@ def test_the_lock_dies_with_its_process(tmp_path):
 # Files cut at any byte.
 
 
-@pytest.fixture(scope="module")
-def two_epochs(tiny_mnist_dir, tmp_path_factory):
-    """(workdir, last step) of a 2-epoch run of `extendable`, for each test to copy."""
-    workdir = tmp_path_factory.mktemp("two_epochs")
-    return workdir, trainer.train_and_evaluate(extendable(tiny_mnist_dir, 2), str(workdir)).step
-
-
 @pytest.mark.parametrize("cut", ["empty", "inside the first line", "inside the last line",
                                  "before the last newline", "deleted"])  # fmt: skip
 def test_metrics_cut_anywhere_are_rebuilt_on_resume(
     cut, reference, two_epochs, tiny_mnist_dir, tmp_path
 ):
-    finished, first_step = two_epochs
-    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    first_step = copy_of(two_epochs, tmp_path).step
     path = tmp_path / "metrics.jsonl"
     data = path.read_bytes()
     first_newline = data.index(b"\n")
@@ -247,16 +256,35 @@ def _can_mount_tmpfs() -> bool:
     return probe.returncode == 0
 
 
+def _full_disk_plan(data_dir, tmp_path):
+    """full_disk_driver.py's plan: the run's first epoch, trained here in this process by
+    the train command's own code (its exit code checked), for the driver to put on the tmpfs
+    it mounts on `mount`; then the command the driver runs there, on the full and then the
+    freed disk, as real processes."""
+    flags = ("--config.parallelism=single", "--config.plots=false")
+    first = tmp_path / "first"
+    args = tiny_train_args(first, data_dir, *flags, "--config.num_epochs=1")
+    code, stderr = train_checks(args, train=True)
+    assert code == 0, stderr[-2000:]
+    mount = tmp_path / "disk"  # seen mounted only inside the driver's namespace
+    mount.mkdir()
+    workdir = mount / "w"
+    train = tiny_train_command(workdir, data_dir, *flags, "--config.num_epochs=3")
+    plan = {"first": str(first), "mount": str(mount), "workdir": str(workdir), "train": train}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    return tmp_path / "plan.json"
+
+
 @pytest.mark.requires(_can_mount_tmpfs(), "needs root and unshare -m to mount a tmpfs")
 def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_good_checkpoint(
     tiny_mnist_dir, tmp_path
 ):
-    out = tmp_path / "report.json"
-    driver = [sys.executable, str(TESTS / "full_disk_driver.py"), str(tiny_mnist_dir), str(out)]
+    plan, out = _full_disk_plan(tiny_mnist_dir, tmp_path), tmp_path / "report.json"
+    driver = [sys.executable, str(TESTS / "full_disk_driver.py"), str(plan), str(out)]
     done = subprocess.run(["unshare", "-m", *driver], cwd=TESTS, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert report["first"]["code"] == 0 and report["checkpoints_before"] == ["4"]
+    assert report["checkpoints_before"] == ["4"]
     full = report["full"]
     assert full["code"] == 2
     (line,) = error_lines(full["stderr"])
@@ -274,10 +302,8 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_good_checkp
 # evaluate says what it scored.
 
 
-def test_evaluate_states_the_split_size_and_scores_the_runs_subset(tiny_config, tmp_path, capsys):
-    tiny_config.num_test_examples = 128
-    result = trainer.train_and_evaluate(tiny_config, str(tmp_path))
-    capsys.readouterr()
+def test_evaluate_states_the_split_size_and_scores_the_runs_subset(two_epochs, tmp_path, capsys):
+    result = copy_of(two_epochs, tmp_path)  # it evaluated on 128 of the 256 test examples
     whole = evaluate_workdir(str(tmp_path), "latest")
     assert whole["num_examples"] == 256
     err = capsys.readouterr().err

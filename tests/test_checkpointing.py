@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 from cli_checks import error_lines, in_process
-from conftest import REPO, sigterm_as_epoch_starts, tiny_train_command
+from conftest import REPO, sigterm_as_epoch_starts, tiny_config_for, tiny_train_command
 
 from lenet_jax import prng
 from lenet_jax.errors import UserError
@@ -128,8 +129,25 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tiny_config, tmp_p
     _assert_trees_identical(full_params, resumed_params)
 
 
-def test_rerunning_a_finished_run_trains_nothing_and_returns_its_result(tiny_config, tmp_path):
-    first = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+@pytest.fixture(scope="module")
+def finished(tiny_mnist_dir, tmp_path_factory):
+    """(workdir, result) of the default tiny run (`tiny_config`), trained once for the tests
+    that only rerun, damage or evaluate a finished run: each works on its own copy."""
+    workdir = tmp_path_factory.mktemp("finished")
+    return workdir, trainer.train_and_evaluate(tiny_config_for(tiny_mnist_dir), str(workdir))
+
+
+def _copy_of(finished, tmp_path) -> trainer.TrainResult:
+    """Copies the finished run into `tmp_path`; returns what training it returned."""
+    workdir, result = finished
+    shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+    return result
+
+
+def test_rerunning_a_finished_run_trains_nothing_and_returns_its_result(
+    finished, tiny_config, tmp_path
+):
+    first = _copy_of(finished, tmp_path)
     again = trainer.train_and_evaluate(tiny_config, str(tmp_path))
     assert (again.resumed_from, again.steps_trained, again.step) == (first.step, 0, first.step)
     assert again.test == first.test
@@ -155,9 +173,10 @@ def _damage(step_dir: pathlib.Path) -> None:
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
 
 
-def test_corrupt_latest_falls_back_to_the_previous_good_one(tiny_config, tmp_path, capsys):
-    tiny_config.num_epochs = 2
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+def test_corrupt_latest_falls_back_to_the_previous_good_one(
+    finished, tiny_config, tmp_path, capsys
+):
+    _copy_of(finished, tmp_path)  # 2 epochs: checkpoints 8 and 16
     _damage(tmp_path / "checkpoints" / "16")
     tiny_config.num_epochs = 3
     trainer.train_and_evaluate(tiny_config, str(tmp_path))
@@ -168,8 +187,8 @@ def test_corrupt_latest_falls_back_to_the_previous_good_one(tiny_config, tmp_pat
         assert ckpts.steps() == [16, 24]  # step 16 saved afresh by the resumed run
 
 
-def test_all_checkpoints_corrupt_is_an_error_not_a_restart(tiny_config, tmp_path):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+def test_all_checkpoints_corrupt_is_an_error_not_a_restart(finished, tiny_config, tmp_path):
+    _copy_of(finished, tmp_path)
     for step in ("8", "16"):
         _damage(tmp_path / "checkpoints" / step)
     rows_before = (tmp_path / "metrics.jsonl").read_text()
@@ -189,8 +208,10 @@ def test_the_incompatibility_names_the_first_leaf_that_differs():
     checkpointing.check_compatible(saved, list(saved), "ckpts")  # the same: no error
 
 
-def test_incompatible_workdir_names_the_mismatch_and_keeps_everything(tiny_config, tmp_path):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+def test_incompatible_workdir_names_the_mismatch_and_keeps_everything(
+    finished, tiny_config, tmp_path
+):
+    _copy_of(finished, tmp_path)
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     config_before = (tmp_path / "config.json").read_text()
     tiny_config.model.name = "lenet_jax.models.lenet:LeNet"
@@ -204,12 +225,15 @@ def test_incompatible_workdir_names_the_mismatch_and_keeps_everything(tiny_confi
 
 
 def _train_cmd(workdir, tiny_mnist_dir, epochs):
+    """The train command, with a constant learning rate: `epochs` then enters no compiled
+    step, so a rerun asked for fewer epochs loads the step from the compilation cache."""
     return tiny_train_command(
         workdir,
         tiny_mnist_dir,
         "--config.parallelism=single",
         "--config.batch_size=8",
         "--config.eval_batch_size=256",
+        "--config.optimizer.schedule=constant",
         f"--config.num_epochs={epochs}",
         "--config.plots=false",
     )
@@ -231,7 +255,7 @@ def test_sigterm_saves_and_a_rerun_resumes(tiny_mnist_dir, tmp_path):
     saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert saved and saved[-1] > 64  # a mid-epoch save at the step it stopped, after epoch 1
     rerun = subprocess.run(
-        [*cmd[:-1], "--config.num_epochs=3"],
+        _train_cmd(tmp_path, tiny_mnist_dir, epochs=3),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -241,8 +265,8 @@ def test_sigterm_saves_and_a_rerun_resumes(tiny_mnist_dir, tmp_path):
     assert f"resuming {tmp_path} from step {saved[-1]}" in rerun.stdout
 
 
-def test_evaluate_reports_per_class_accuracy_and_confusion(tiny_config, tmp_path):
-    trained = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+def test_evaluate_reports_per_class_accuracy_and_confusion(finished, tmp_path):
+    trained = _copy_of(finished, tmp_path)
     # The reference, by hand from the final state's own predictions: rows are true classes.
     labels = trained.run.dataset.test_labels
     expected = np.zeros((10, 10), int)
@@ -275,10 +299,10 @@ def test_evaluate_reports_per_class_accuracy_and_confusion(tiny_config, tmp_path
     assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] == report["accuracy"]
 
 
-def test_evaluate_bad_checkpoint_lists_the_real_ones(tiny_config, tmp_path):
+def test_evaluate_bad_checkpoint_lists_the_real_ones(finished, tmp_path):
     """The command's checks in this process: a real evaluate process runs above, and its
     flags' bad values run in one of their own (test_bad_inputs)."""
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    _copy_of(finished, tmp_path)
     code, stderr = in_process(lambda: evaluate_workdir(str(tmp_path), "123"))
     message = "--checkpoint='123': no such checkpoint; available: latest, best, 8, 16"
     assert code == 2 and error_lines(stderr) == [f"error: {message}"], stderr

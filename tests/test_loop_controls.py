@@ -76,10 +76,15 @@ def test_bad_values_get_one_line_naming_the_field(tiny_config):
 def test_time_budget_exits_0_saves_and_a_larger_budget_resumes_bit_identically(
     tiny_mnist_dir, tiny_config, tmp_path
 ):
-    """A population (2 replicas), so its replicated state's resume is checked too."""
+    """A population (2 replicas), so its replicated state's resume is checked too. All three
+    runs train on half the tiny data (4 steps an epoch, 8 in all) and score half its test
+    split: the resume from step 1 still crosses an epoch boundary."""
     overrides = [
         "--config.batch_size=64",  # as tiny_config, which the resumed and whole runs use
         "--config.eval_batch_size=128",
+        "--config.num_epochs=2",
+        "--config.num_train_examples=256",  # as set below for the resumed and whole runs
+        "--config.num_test_examples=128",
         "--config.parallelism=single",
         "--config.num_replicas=2",
         "--config.model.dropout_rate=0.3",
@@ -98,6 +103,7 @@ def test_time_budget_exits_0_saves_and_a_larger_budget_resumes_bit_identically(
     assert "Rerun with a larger --config.max_train_seconds to continue" in out.stdout
     assert checkpointing.committed_steps(str(tmp_path / "budget" / "checkpoints")) == [1]
     tiny_config.num_replicas, tiny_config.model.dropout_rate = 2, 0.3
+    tiny_config.num_train_examples, tiny_config.num_test_examples = 256, 128
     tiny_config.max_train_seconds = 0.001
     with pytest.raises(TimeBudgetReached, match="already spent"):  # no step is run
         train_and_evaluate(tiny_config, str(tmp_path / "budget"))
