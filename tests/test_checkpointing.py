@@ -279,6 +279,7 @@ def test_evaluate_reports_per_class_accuracy_and_confusion(finished, tmp_path):
             "lenet_jax.evaluate",
             f"--workdir={tmp_path}",
             "--checkpoint=latest",
+            "--noplots",  # eval.json alone: the plots' own tests are in test_plots.py
         ],
         cwd=REPO,
         capture_output=True,
@@ -297,6 +298,7 @@ def test_evaluate_reports_per_class_accuracy_and_confusion(finished, tmp_path):
         hits, count = expected[d, d], (labels == d).sum()
         assert report["per_class_accuracy"][str(d)] == pytest.approx(hits / count, abs=5e-5)
     assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] == report["accuracy"]
+    assert not (tmp_path / "plots").exists()
 
 
 def test_evaluate_bad_checkpoint_lists_the_real_ones(finished, tmp_path):
