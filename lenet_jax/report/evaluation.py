@@ -23,10 +23,8 @@ def evaluate_workdir(
     draw_plots: bool = True,
 ) -> dict:
     """The test split's report for `checkpoint` of the run in `workdir` (the `evaluate`
-    command): all of the split, or the run's own fixed subset of `num_examples`, with the
-    `weights` (EMA or raw) given. Writes workdir/eval.json and, with `draw_plots`, the
-    plots, atomically, unless a run holds the workdir (drawing them takes longer than
-    scoring a small split)."""
+    command): all of the split, or the run's own subset of `num_examples`, with `weights`.
+    Writes eval.json and (`draw_plots`) the plots, atomically, unless a run holds it."""
     from lenet_jax.report import plots
     from lenet_jax.report.inference import combined_logits, load_run, score_split
     from lenet_jax.training import lock
