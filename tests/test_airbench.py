@@ -19,7 +19,7 @@ from lenet_jax.models.airbench import (
     patches,
     whitening_kernel,
 )
-from lenet_jax.training import augment, param_groups, steps
+from lenet_jax.training import augment, compile_options, param_groups, steps
 from lenet_jax.training.run import build_run
 from lenet_jax.training.run_data import load_data
 
@@ -97,8 +97,9 @@ def test_airbench94_has_its_parameter_count_and_batchnorm_learns_only_shifts():
     assert sum(counts.values()) == whiten + convs + shifts + 256 * 10 == 1_971_640
     assert not [path for path in counts if path.endswith("scale")]
     narrow = get_model("airbench", widths=(4, 8, 8))
-    variables = jax.jit(lambda x: narrow.init(jax.random.key(0), x, train=False))(
-        jnp.ones((4, 32, 32, 3))
+    # Compiled for one call, as a run compiles its init: faster to compile than jax.jit's.
+    variables = compile_options.run_once(
+        lambda x: narrow.init(jax.random.key(0), x, train=False), jnp.ones((4, 32, 32, 3))
     )
     logits = jax.jit(lambda v, x: narrow.apply(v, x, train=False))(
         variables, jnp.ones((4, 32, 32, 3))
@@ -111,9 +112,14 @@ def _flat(params) -> dict:
     return {param_groups.path_name(path): leaf for path, leaf in leaves}
 
 
-@pytest.fixture
-def airbench_run(tiny_config):
-    """The recipe's config on the tiny dataset, narrow, with a 64-image init."""
+@pytest.fixture(scope="module")
+def airbench_run(tiny_mnist_dir):
+    """The recipe's config on the tiny dataset, narrow, with a 64-image init. Built once for
+    the module: the tests only read the run (its config, data and keys) and compile its
+    functions; none changes it."""
+    from conftest import tiny_config_for
+
+    tiny_config = tiny_config_for(tiny_mnist_dir)
     config = load_config_file(REPO_CONFIG)
     for field in ("dataset", "data_dir", "batch_size", "eval_batch_size", "parallelism"):
         config[field] = tiny_config[field]

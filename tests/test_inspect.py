@@ -86,8 +86,9 @@ def test_saliency_is_the_gradient_of_the_class_score_with_respect_to_the_input(s
     def score(pixels, cls):
         return predict(snapshot.state, pixels[None])[0, cls]
 
+    gradient = jax.jit(jax.grad(score))  # one program for both images, not op by op
     for i in range(2):
-        expected = jax.grad(score)(jnp.asarray(images[i], jnp.float32), labels[i])
+        expected = gradient(jnp.asarray(images[i], jnp.float32), labels[i])
         got = inside.input_saliency(snapshot, images[i : i + 1], labels[i : i + 1])[0]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     assert np.abs(got).max() > 0
@@ -96,7 +97,8 @@ def test_saliency_is_the_gradient_of_the_class_score_with_respect_to_the_input(s
 def test_grad_cam_lives_on_its_layers_grid(snapshot):
     images, labels = snapshot.dataset.split("test")
     path, cams = inside.grad_cam(snapshot, images[:3], labels[:3], layer="Conv_1")
-    layer = inside.layer_named(inside.look(snapshot, images[:1]), "Conv_1")
+    # Three images, as the layers test looks at: one compiled probe for the module.
+    layer = inside.layer_named(inside.look(snapshot, images[:3]), "Conv_1")
     assert path == "Conv_1" and cams.shape == (3, *layer.output.shape[1:3])
     assert (cams >= 0).all() and cams.max() > 0
     default, cams = inside.grad_cam(snapshot, images[:1], labels[:1])
@@ -109,7 +111,8 @@ def test_the_embedding_has_one_point_per_test_example(snapshot):
     assert features.shape == (len(labels), 84)  # what the classifier's Dense reads
     points, share = inside.pca(features)
     assert points.shape == (len(labels), 2) and 0 < share.sum() <= 1
-    predicted = snapshot.run.predict_step()(snapshot.state, snapshot.dataset.split("test")[0])
+    predict = jax.jit(snapshot.run.predict_step())  # one program, not op by op
+    predicted = predict(snapshot.state, snapshot.dataset.split("test")[0])
     np.testing.assert_allclose(logits, predicted, rtol=1e-4, atol=1e-4)
 
 

@@ -2,7 +2,6 @@
 its weight, a fork's loss function by `package.module:function`, named terms in every
 report, and one-line errors, before anything is written, for a loss that breaks the seam."""
 
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -71,7 +70,7 @@ def test_an_auxiliary_loss_is_reported_at_weight_0_and_changes_the_gradients_whe
     model = build_model(ml_collections.ConfigDict({"name": AUX_MODEL}), num_classes=10)
     images = jax.random.normal(prng.key(0), (4, 28, 28, 1))
     labels = jnp.array([0, 1, 2, 3])
-    params, stats = model.init(prng.key(1), images)
+    params, stats = jax.jit(model.init)(prng.key(1), images)  # one program, not op by op
 
     def grads(loss_fn):
         def objective(params):
@@ -98,11 +97,13 @@ def test_an_auxiliary_loss_is_reported_at_weight_0_and_changes_the_gradients_whe
 
 
 def test_a_models_auxiliary_loss_trains_through_the_cli_into_every_report(tiny_mnist_dir, tmp_path):
+    """One epoch: a train row and a test row, each with the term."""
     args = tiny_train_args(
         tmp_path,
         tiny_mnist_dir,
         f"--config.model.name={AUX_MODEL}",
         "--config.aux_loss_weight=0.1",
+        "--config.num_epochs=1",
         # Whole eval batches: a scalar the model computes over a batch would also average
         # the padding of a last, partial one.
         "--config.eval_batch_size=128",
@@ -110,6 +111,7 @@ def test_a_models_auxiliary_loss_trains_through_the_cli_into_every_report(tiny_m
     code, stderr = train_checks(args, train=True)  # the command's flags, in-process
     assert code == 0, stderr[-3000:]
     rows = read_rows(tmp_path / "metrics.jsonl")
+    assert [row["split"] for row in rows] == ["train", "test"]
     assert all(row["aux_loss"] > 0 for row in rows)
     # Train rows report what was minimised: cross-entropy plus 0.1 x the term. Test rows'
     # loss stays plain cross-entropy from the logits, whatever the training loss.
@@ -117,7 +119,7 @@ def test_a_models_auxiliary_loss_trains_through_the_cli_into_every_report(tiny_m
     assert [v for _, v in scalars["train/aux_loss"]] == pytest.approx(
         [r["aux_loss"] for r in rows if r["split"] == "train"]
     )
-    report = evaluate_workdir(str(tmp_path), "latest")
+    report = evaluate_workdir(str(tmp_path), "latest", draw_plots=False)
     last_test = rows[-1]
     assert report["loss"] == pytest.approx(last_test["loss"], rel=1e-6)
     assert report["aux_loss"] == pytest.approx(last_test["aux_loss"], rel=1e-5)
@@ -144,7 +146,7 @@ def test_per_example_terms_in_evaluate_match_the_test_rows_over_padded_batches(
     tiny_config.eval_batch_size, tiny_config.num_epochs = 100, 1
     trainer.train_and_evaluate(tiny_config, str(tmp_path))
     test_row = read_rows(tmp_path / "metrics.jsonl")[-1]
-    report = evaluate_workdir(str(tmp_path), "latest")
+    report = evaluate_workdir(str(tmp_path), "latest", draw_plots=False)
     assert 0 < test_row["entropy"] <= np.log(10)
     assert report["entropy"] == pytest.approx(test_row["entropy"], rel=1e-5)
 
@@ -152,7 +154,9 @@ def test_per_example_terms_in_evaluate_match_the_test_rows_over_padded_batches(
 def test_a_populations_terms_are_per_replica():
     logits = jnp.array([[[2.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [3.0, 0.0]]])  # (N=2, 2, 2)
     terms = {"entropy": jnp.array([[1.0, 3.0], [5.0, 7.0]])}
-    totals = metrics.Totals().merge([metrics.eval_sums(logits, jnp.array([0, 1]), terms=terms)])
+    # Compiled, as the eval step runs it: op by op, each of its ops would compile alone.
+    sums = jax.jit(metrics.eval_sums)(logits, jnp.array([0, 1]), terms=terms)
+    totals = metrics.Totals().merge([sums])
     scores = totals.compute()
     assert scores["entropy_per_replica"] == [2.0, 6.0] and scores["entropy"] == 4.0
     assert "ensemble_entropy" not in scores

@@ -26,6 +26,21 @@ def _population_config(config, n=3):
     return config
 
 
+def _alone(run):
+    """(init, step) of one model of `run` trained alone: its model, optimizer and
+    normalisation, for a replica's own keys. Each compiled once, as a run compiles them:
+    op by op, init's many small ops would each compile on their own."""
+    shape = run.dataset.image_shape
+    init = jax.jit(lambda key: create_train_state(run.model, run.tx, key, shape))
+    mean, std = run.dataset.mean, run.dataset.std
+    return init, jax.jit(steps.make_train_step(run.model, run.tx, mean=mean, std=std))
+
+
+def _replica(state, r: int):
+    """Replica `r`'s state, sliced on the host (no slicing op compiled for each leaf)."""
+    return replicas.select(jax.device_get(state), r)
+
+
 @pytest.mark.parametrize("replica_loop", ["vmap", "map"])
 def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config, replica_loop):
     tiny_config.replica_loop = replica_loop
@@ -36,16 +51,14 @@ def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config,
     for _ in range(2):
         state, sums = step(state, images, labels, run.keys["train"])
     assert sums["loss"].shape == (3,)
-    alone_step = jax.jit(
-        steps.make_train_step(run.model, run.tx, mean=run.dataset.mean, std=run.dataset.std)
-    )
+    alone_init, alone_step = _alone(run)
     for r in range(3):
-        alone = create_train_state(run.model, run.tx, run.keys["init"][r], run.dataset.image_shape)
+        alone = alone_init(run.keys["init"][r])
         for _ in range(2):
             alone, alone_sums = alone_step(alone, images, labels, run.keys["train"][r])
-        chex.assert_trees_all_close(replicas.select(state, r).params, alone.params, atol=1e-6)
+        chex.assert_trees_all_close(_replica(state, r).params, alone.params, atol=1e-6)
         np.testing.assert_allclose(sums["loss"][r], alone_sums["loss"], rtol=1e-5)
-    first, second = (jax.tree.leaves(replicas.select(state, r).params)[0] for r in (0, 1))
+    first, second = (jax.tree.leaves(_replica(state, r).params)[0] for r in (0, 1))
     assert not np.allclose(first, second)  # different inits
 
 
@@ -66,13 +79,10 @@ def test_replica_data_order_gives_each_replica_its_own_batches(tiny_config, repl
         run.keys["train"],
     )
     assert sums["count"].tolist() == [64.0] * 3
-    alone_step = jax.jit(
-        steps.make_train_step(run.model, run.tx, mean=run.dataset.mean, std=run.dataset.std)
-    )
+    alone_init, alone_step = _alone(run)
     for r in range(3):  # replica r trained on its own column of the batch
-        alone = create_train_state(run.model, run.tx, run.keys["init"][r], run.dataset.image_shape)
         _, alone_sums = alone_step(
-            alone,
+            alone_init(run.keys["init"][r]),
             run.dataset.train_images[indices[:, r]],
             run.dataset.train_labels[indices[:, r]],
             run.keys["train"][r],
@@ -82,16 +92,38 @@ def test_replica_data_order_gives_each_replica_its_own_batches(tiny_config, repl
 
 @pytest.fixture(scope="module")
 def population_run(tiny_mnist_dir, tmp_path_factory):
+    """One epoch: every row a population writes (train and test) and a checkpoint, whose
+    three replicas already score apart (the best is a real choice)."""
     from conftest import tiny_config_for
 
     workdir = tmp_path_factory.mktemp("population")
-    result = train_and_evaluate(_population_config(tiny_config_for(tiny_mnist_dir)), str(workdir))
-    return workdir, result
+    config = _population_config(tiny_config_for(tiny_mnist_dir, num_epochs=1))
+    return workdir, train_and_evaluate(config, str(workdir))
+
+
+@pytest.fixture(scope="module")
+def population_logits(population_run):
+    """The latest checkpoint, restored, and its test logits (N, examples, classes): what
+    `inspect` and `evaluate` are checked against, read once (the tests only read them)."""
+    snapshot = load_run(str(population_run[0]), "latest")
+    logits, labels = predict_split(snapshot)
+    return snapshot, logits, labels
+
+
+@pytest.fixture
+def no_plots(monkeypatch):
+    """`evaluate` without its PNGs, for a test that reads only the report: a population's
+    plots are still drawn by test_sweeps.py's evaluate (a sweep is a population), and the
+    figures are checked by test_plots.py."""
+    from lenet_jax.report import plots
+
+    monkeypatch.setattr(plots, "write_run_plots", lambda *args, **kwargs: {})
 
 
 def test_rows_report_the_mean_the_spread_and_each_replica(population_run):
     workdir, result = population_run
     rows = read_rows(workdir / "metrics.jsonl")
+    assert {row["split"] for row in rows} == {"train", "test"}
     for row in rows:
         per = row["accuracy_per_replica"]
         assert len(per) == 3
@@ -103,11 +135,10 @@ def test_rows_report_the_mean_the_spread_and_each_replica(population_run):
     assert result.test["accuracy_per_replica"] == test["accuracy_per_replica"]
 
 
-def test_inspect_looks_at_one_member_the_best_by_default(population_run):
+def test_inspect_looks_at_one_member_the_best_by_default(population_run, population_logits):
     """`lenet_jax.inspect --member`: a population is looked at one model at a time."""
-    workdir, result = population_run
-    snapshot = load_run(str(workdir), "latest")
-    logits, _ = predict_split(snapshot)
+    _, result = population_run
+    snapshot, logits, _ = population_logits
     images = snapshot.dataset.test_images[:5]
     for which in range(3):
         one = inside.member(snapshot, str(which))
@@ -115,7 +146,9 @@ def test_inspect_looks_at_one_member_the_best_by_default(population_run):
         np.testing.assert_allclose(
             inside.look(one, images).logits, logits[which, :5], rtol=1e-5, atol=1e-5
         )
-    best = int(np.argmax(result.test["accuracy_per_replica"]))
+    scores = result.test["accuracy_per_replica"]
+    best = int(np.argmax(scores))
+    assert scores.count(scores[best]) == 1  # a unique best: "best" names one replica
     np.testing.assert_allclose(
         inside.look(inside.member(snapshot), images).logits, logits[best, :5], rtol=1e-5, atol=1e-5
     )
@@ -123,23 +156,23 @@ def test_inspect_looks_at_one_member_the_best_by_default(population_run):
         inside.member(snapshot, "3")
 
 
-def test_evaluate_scores_each_replica_and_the_ensemble(population_run):
+def test_evaluate_scores_each_replica_and_the_ensemble(population_run, population_logits, no_plots):
     workdir, result = population_run
     report = evaluate_workdir(str(workdir), "latest")
     np.testing.assert_allclose(
         report["accuracy_per_replica"], result.test["accuracy_per_replica"], atol=1e-6
     )
     assert report["ensemble_accuracy"] == pytest.approx(result.test["ensemble_accuracy"])
-    snapshot = load_run(str(workdir), "latest")
-    logits, labels = predict_split(snapshot)
+    snapshot, logits, labels = population_logits
     assert logits.shape == (3, 256, 10)
     probabilities = jax.nn.softmax(jnp.asarray(logits), -1).mean(0)  # the ensemble by hand
     assert report["ensemble_accuracy"] == pytest.approx(
         float((probabilities.argmax(-1) == labels).mean())
     )
-    images = snapshot.dataset.test_images[:5]  # predict: the ensemble, or one replica
-    np.testing.assert_allclose(classify(snapshot, images), probabilities[:5], rtol=1e-5)
-    one = jax.nn.softmax(jnp.asarray(logits[1, :5]), -1)
+    # predict: the ensemble, or one replica, over the whole split (predict_split's program)
+    images = snapshot.dataset.test_images
+    np.testing.assert_allclose(classify(snapshot, images), probabilities, rtol=1e-5)
+    one = jax.nn.softmax(jnp.asarray(logits[1]), -1)
     np.testing.assert_allclose(classify(snapshot, images, replica=1), one, rtol=1e-5)
     for r in range(3):
         accuracy = float((combined_logits(logits, r).argmax(-1) == labels).mean())

@@ -55,16 +55,10 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
         looped, sums = step(looped, images[batch], labels[batch], run.keys["train"])
     epoch = jax.jit(steps.make_scan_epoch(run.train_step()))
     scanned, stacked = epoch(scanned, images, labels, indices, run.keys["train"])
+    # Read on the host: replicas.select slices numpy arrays, no op compiled for each leaf.
+    looped, scanned = jax.device_get((looped, scanned))
     for member in range(2):
-        alone_run = build_run(sweeps.filled(tiny_config, run.sweep.values(member)))
-        alone = create_train_state(
-            alone_run.model, alone_run.tx, run.keys["init"][member], run.dataset.image_shape
-        )
-        alone_step = jax.jit(alone_run.train_step())
-        for batch in indices:
-            alone, alone_sums = alone_step(
-                alone, images[batch], labels[batch], run.keys["train"][member]
-            )
+        alone, alone_sums = _trained_alone(tiny_config, run, member, indices)
         for state, loss in ((looped, sums["loss"]), (scanned, stacked["loss"][-1])):
             chex.assert_trees_all_close(
                 replicas.select(state, member).params, alone.params, atol=1e-6
@@ -72,6 +66,20 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
             np.testing.assert_allclose(loss[member], alone_sums["loss"], rtol=1e-5)
     first, second = (jax.tree.leaves(replicas.select(looped, m).params)[0] for m in (0, 1))
     assert not np.allclose(first, second)
+
+
+def _trained_alone(config, run, member: int, indices):
+    """(state, the last step's sums) of the recipe alone with `member`'s values, from the
+    member's init key, over the batches `indices` with its train key. Its init compiled
+    once: op by op, init's many small ops would each compile on their own."""
+    alone_run = build_run(sweeps.filled(config, run.sweep.values(member)))
+    shape = run.dataset.image_shape
+    init = jax.jit(lambda key: create_train_state(alone_run.model, alone_run.tx, key, shape))
+    alone, step = init(run.keys["init"][member]), jax.jit(alone_run.train_step())
+    images, labels = run.dataset.train_images, run.dataset.train_labels
+    for batch in indices:
+        alone, sums = step(alone, images[batch], labels[batch], run.keys["train"][member])
+    return alone, sums
 
 
 def test_a_sweep_names_every_member_in_its_rows_sweep_json_and_evaluate(tiny_config, tmp_path):
@@ -125,7 +133,8 @@ def _check_the_exported_member_is_an_ordinary_run(workdir, table, rows, result):
     own = read_rows(workdir / "best" / "metrics.jsonl")
     assert [r["accuracy"] for r in own] == [r["accuracy_per_replica"][best["member"]] for r in rows]
     assert own[0]["learning_rate"] == rows[0]["learning_rate_per_replica"][best["member"]]
-    report = evaluate_workdir(str(workdir / "best"), "latest")
+    # An ordinary run's report; its plots are an ordinary run's (test_plots.py draws them).
+    report = evaluate_workdir(str(workdir / "best"), "latest", draw_plots=False)
     assert report["accuracy"] == best["accuracy"] and "members" not in report
     with pytest.raises(UserError, match=r"--member='4': expected best or a member from 0 to 3"):
         export_member(str(workdir), "4", str(workdir / "other"))
