@@ -145,6 +145,16 @@ requires_fashion = pytest.mark.requires(
 )
 
 
+def copy_of_run(finished: tuple, tmp_path):
+    """Copies a run trained once for a module, `(workdir, TrainResult)`, into `tmp_path`,
+    for a test to rerun, damage or evaluate on its own; returns the TrainResult."""
+    import shutil
+
+    workdir, result = finished
+    shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+    return result
+
+
 def tiny_train_command(workdir, data_dir, *overrides: str) -> list[str]:
     """`python -m lenet_jax.train` for a seconds-long smoke run on a `make_tiny_mnist` folder."""
     import sys

@@ -15,7 +15,15 @@ import jax
 import numpy as np
 import pytest
 from cli_checks import error_lines, train_checks
-from conftest import REPO, TESTS, child_env, tiny_config_for, tiny_train_args, tiny_train_command
+from conftest import (
+    REPO,
+    TESTS,
+    child_env,
+    copy_of_run,
+    tiny_config_for,
+    tiny_train_args,
+    tiny_train_command,
+)
 
 from lenet_jax.data import cache
 from lenet_jax.errors import UserError
@@ -60,16 +68,9 @@ def reference(tiny_mnist_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_epochs(tiny_mnist_dir, tmp_path_factory):
     """(workdir, result) of a 2-epoch run of `extendable`, trained once for the tests that
-    rerun, lock or evaluate a finished run: each works on its own copy (`copy_of`)."""
+    rerun, lock or evaluate a finished run: each works on its own copy (`copy_of_run`)."""
     workdir = tmp_path_factory.mktemp("two_epochs")
     return workdir, trainer.train_and_evaluate(extendable(tiny_mnist_dir, 2), str(workdir))
-
-
-def copy_of(two_epochs, tmp_path) -> trainer.TrainResult:
-    """Copies the 2-epoch run into `tmp_path`; returns what training it returned."""
-    workdir, result = two_epochs
-    shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
-    return result
 
 
 # One run per workdir.
@@ -78,7 +79,7 @@ def copy_of(two_epochs, tmp_path) -> trainer.TrainResult:
 def test_a_second_run_on_a_busy_workdir_is_refused_and_evaluate_writes_nothing(
     two_epochs, tiny_mnist_dir, tmp_path
 ):
-    copy_of(two_epochs, tmp_path)
+    copy_of_run(two_epochs, tmp_path)
     rows_before = (tmp_path / "metrics.jsonl").read_text()
     with lock.exclusive(str(tmp_path)):  # this process is the busy run
         result = run(tiny_train_command(tmp_path, tiny_mnist_dir, "--config.num_epochs=4"))
@@ -112,7 +113,7 @@ def test_the_lock_dies_with_its_process(tmp_path):
 def test_metrics_cut_anywhere_are_rebuilt_on_resume(
     cut, reference, two_epochs, tiny_mnist_dir, tmp_path
 ):
-    first_step = copy_of(two_epochs, tmp_path).step
+    first_step = copy_of_run(two_epochs, tmp_path).step
     path = tmp_path / "metrics.jsonl"
     data = path.read_bytes()
     first_newline = data.index(b"\n")
@@ -303,7 +304,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_good_checkp
 
 
 def test_evaluate_states_the_split_size_and_scores_the_runs_subset(two_epochs, tmp_path, capsys):
-    result = copy_of(two_epochs, tmp_path)  # it evaluated on 128 of the 256 test examples
+    result = copy_of_run(two_epochs, tmp_path)  # it evaluated on 128 of the 256 test examples
     whole = evaluate_workdir(str(tmp_path), "latest")
     assert whole["num_examples"] == 256
     err = capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 import os
 import pathlib
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 from cli_checks import error_lines, in_process
-from conftest import REPO, sigterm_as_epoch_starts, tiny_config_for, tiny_train_command
+from conftest import REPO, copy_of_run, sigterm_as_epoch_starts, tiny_config_for, tiny_train_command
 
 from lenet_jax import prng
 from lenet_jax.errors import UserError
@@ -137,17 +136,10 @@ def finished(tiny_mnist_dir, tmp_path_factory):
     return workdir, trainer.train_and_evaluate(tiny_config_for(tiny_mnist_dir), str(workdir))
 
 
-def _copy_of(finished, tmp_path) -> trainer.TrainResult:
-    """Copies the finished run into `tmp_path`; returns what training it returned."""
-    workdir, result = finished
-    shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
-    return result
-
-
 def test_rerunning_a_finished_run_trains_nothing_and_returns_its_result(
     finished, tiny_config, tmp_path
 ):
-    first = _copy_of(finished, tmp_path)
+    first = copy_of_run(finished, tmp_path)
     again = trainer.train_and_evaluate(tiny_config, str(tmp_path))
     assert (again.resumed_from, again.steps_trained, again.step) == (first.step, 0, first.step)
     assert again.test == first.test
@@ -176,7 +168,7 @@ def _damage(step_dir: pathlib.Path) -> None:
 def test_corrupt_latest_falls_back_to_the_previous_good_one(
     finished, tiny_config, tmp_path, capsys
 ):
-    _copy_of(finished, tmp_path)  # 2 epochs: checkpoints 8 and 16
+    copy_of_run(finished, tmp_path)  # 2 epochs: checkpoints 8 and 16
     _damage(tmp_path / "checkpoints" / "16")
     tiny_config.num_epochs = 3
     trainer.train_and_evaluate(tiny_config, str(tmp_path))
@@ -188,7 +180,7 @@ def test_corrupt_latest_falls_back_to_the_previous_good_one(
 
 
 def test_all_checkpoints_corrupt_is_an_error_not_a_restart(finished, tiny_config, tmp_path):
-    _copy_of(finished, tmp_path)
+    copy_of_run(finished, tmp_path)
     for step in ("8", "16"):
         _damage(tmp_path / "checkpoints" / step)
     rows_before = (tmp_path / "metrics.jsonl").read_text()
@@ -211,7 +203,7 @@ def test_the_incompatibility_names_the_first_leaf_that_differs():
 def test_incompatible_workdir_names_the_mismatch_and_keeps_everything(
     finished, tiny_config, tmp_path
 ):
-    _copy_of(finished, tmp_path)
+    copy_of_run(finished, tmp_path)
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     config_before = (tmp_path / "config.json").read_text()
     tiny_config.model.name = "lenet_jax.models.lenet:LeNet"
@@ -266,7 +258,7 @@ def test_sigterm_saves_and_a_rerun_resumes(tiny_mnist_dir, tmp_path):
 
 
 def test_evaluate_reports_per_class_accuracy_and_confusion(finished, tmp_path):
-    trained = _copy_of(finished, tmp_path)
+    trained = copy_of_run(finished, tmp_path)
     # The reference, by hand from the final state's own predictions: rows are true classes.
     labels = trained.run.dataset.test_labels
     expected = np.zeros((10, 10), int)
@@ -304,7 +296,7 @@ def test_evaluate_reports_per_class_accuracy_and_confusion(finished, tmp_path):
 def test_evaluate_bad_checkpoint_lists_the_real_ones(finished, tmp_path):
     """The command's checks in this process: a real evaluate process runs above, and its
     flags' bad values run in one of their own (test_bad_inputs)."""
-    _copy_of(finished, tmp_path)
+    copy_of_run(finished, tmp_path)
     code, stderr = in_process(lambda: evaluate_workdir(str(tmp_path), "123"))
     message = "--checkpoint='123': no such checkpoint; available: latest, best, 8, 16"
     assert code == 2 and error_lines(stderr) == [f"error: {message}"], stderr
