@@ -4,7 +4,6 @@ pmap and sharded runs equal the single-device one."""
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -43,11 +42,13 @@ def _replica(state, r: int):
 
 @pytest.mark.parametrize("replica_loop", ["vmap", "map"])
 def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config, replica_loop):
-    tiny_config.replica_loop = replica_loop
+    """The population's step compiled as the run's loop compiles it; with population_run's
+    epochs, the `map` step is then the very program that run trains with (compiled once)."""
+    tiny_config.replica_loop, tiny_config.num_epochs = replica_loop, 1
     run = build_run(_population_config(tiny_config))
     state = run.init_state()
     images, labels = run.dataset.train_images[:64], run.dataset.train_labels[:64]
-    step = jax.jit(run.train_step())
+    step = run.strategy.compile_train(run.train_step())
     for _ in range(2):
         state, sums = step(state, images, labels, run.keys["train"])
     assert sums["loss"].shape == (3,)
@@ -110,16 +111,6 @@ def population_logits(population_run):
     return snapshot, logits, labels
 
 
-@pytest.fixture
-def no_plots(monkeypatch):
-    """`evaluate` without its PNGs, for a test that reads only the report: a population's
-    plots are still drawn by test_sweeps.py's evaluate (a sweep is a population), and the
-    figures are checked by test_plots.py."""
-    from lenet_jax.report import plots
-
-    monkeypatch.setattr(plots, "write_run_plots", lambda *args, **kwargs: {})
-
-
 def test_rows_report_the_mean_the_spread_and_each_replica(population_run):
     workdir, result = population_run
     rows = read_rows(workdir / "metrics.jsonl")
@@ -156,23 +147,25 @@ def test_inspect_looks_at_one_member_the_best_by_default(population_run, populat
         inside.member(snapshot, "3")
 
 
-def test_evaluate_scores_each_replica_and_the_ensemble(population_run, population_logits, no_plots):
+def test_evaluate_scores_each_replica_and_the_ensemble(population_run, population_logits):
     workdir, result = population_run
-    report = evaluate_workdir(str(workdir), "latest")
+    # Only the report is read here: a population's plots are drawn by test_sweeps.py's
+    # evaluate (a sweep is a population), and checked by test_plots.py.
+    report = evaluate_workdir(str(workdir), "latest", draw_plots=False)
     np.testing.assert_allclose(
         report["accuracy_per_replica"], result.test["accuracy_per_replica"], atol=1e-6
     )
     assert report["ensemble_accuracy"] == pytest.approx(result.test["ensemble_accuracy"])
     snapshot, logits, labels = population_logits
     assert logits.shape == (3, 256, 10)
-    probabilities = jax.nn.softmax(jnp.asarray(logits), -1).mean(0)  # the ensemble by hand
+    probabilities = _softmax(logits).mean(0)  # the ensemble by hand
     assert report["ensemble_accuracy"] == pytest.approx(
         float((probabilities.argmax(-1) == labels).mean())
     )
     # predict: the ensemble, or one replica, over the whole split (predict_split's program)
     images = snapshot.dataset.test_images
     np.testing.assert_allclose(classify(snapshot, images), probabilities, rtol=1e-5)
-    one = jax.nn.softmax(jnp.asarray(logits[1]), -1)
+    one = _softmax(logits[1])
     np.testing.assert_allclose(classify(snapshot, images, replica=1), one, rtol=1e-5)
     for r in range(3):
         accuracy = float((combined_logits(logits, r).argmax(-1) == labels).mean())
@@ -180,3 +173,10 @@ def test_evaluate_scores_each_replica_and_the_ensemble(population_run, populatio
     assert sum(report["confusion_matrix"][i][i] for i in range(10)) == round(
         report["ensemble_accuracy"] * 256
     )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """The class probabilities of `logits` (last axis), by hand on the host, in float64."""
+    z = np.asarray(logits, np.float64)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
