@@ -41,10 +41,8 @@ def test_a_stopped_pbt_run_resumes_bit_identically_and_its_rows_name_the_exploit
     """Under pmap, whose state spans the devices: three epochs, exploits after the first two.
     The stop comes one step into the second epoch, and its checkpoint is then lost (as if
     the process had been killed before saving it), so the rerun resumes from the first
-    epoch's: the exploit must be in that checkpoint, and the second drawn as before.
-
-    Two train steps an epoch and one eval batch are enough for that (each pmap step over
-    8 CPU devices is slow), and the members' scores still differ at both exploits."""
+    epoch's: the exploit must be in that checkpoint, and the second drawn as before. Two
+    steps an epoch and one eval batch are enough (each pmap step on 8 CPU devices is slow)."""
     config = _pbt_config(tiny_config)
     config.parallelism, config.num_epochs = "pmap", 3
     config.num_train_examples = 2 * config.batch_size  # the stop then falls mid-epoch
