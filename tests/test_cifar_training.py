@@ -1,11 +1,9 @@
 """CIFAR-style training end to end: image folder, BatchNorm statistics, augmentation, resume."""
 
-import shutil
-
 import jax
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, copy_of_run
 from PIL import Image
 
 from lenet_jax.config import load_config_file
@@ -74,8 +72,7 @@ def test_bn_augmented_run_learns_and_checkpoints_batch_statistics(aug_config, tm
 
 
 def test_round_trip_keeps_batch_statistics_exactly(finished_run, tmp_path):
-    shutil.copytree(finished_run[0], tmp_path, dirs_exist_ok=True)
-    trained = finished_run[1].state  # in memory, at the end
+    trained = copy_of_run(finished_run, tmp_path).state  # in memory, at the end
     stats = jax.tree.leaves(trained.batch_stats)
     assert stats and all(np.abs(np.asarray(s)).max() > 0 for s in stats)  # not their zero init
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
@@ -89,9 +86,8 @@ def test_round_trip_keeps_batch_statistics_exactly(finished_run, tmp_path):
 
 
 def test_augmented_resume_is_bit_identical(aug_config, finished_run, tmp_path):
-    full = finished_run[1].test
     # Interrupt by keeping only the first epoch's checkpoint, then rerun the same config.
-    shutil.copytree(finished_run[0], tmp_path / "resumed")
+    full = copy_of_run(finished_run, tmp_path / "resumed").test
     ckpt_dir = tmp_path / "resumed" / "checkpoints"
     first_epoch_step = min(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
     for p in ckpt_dir.iterdir():
