@@ -128,6 +128,30 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "requires(present, reason): skip when absent (fail instead in CI)"
     )
+    config.addinivalue_line("markers", "long: several whole runs or processes; runs first")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests first: xdist's two workers then end on short tests, together, instead
+    of one waiting out the other's last long one. A long test with a module-scoped fixture
+    stays where it is: moved away from its module, the fixture would be built twice."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+def pytest_unconfigure(config):
+    """An xdist worker has sent its results by now: it ends without the interpreter's
+    teardown of a session's worth of compiled programs, which the controller would wait
+    for, as the train command ends (`lenet_jax.train.exit_now`)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        atexit.register(_exit_now)  # registered last, so it runs first
+
+
+def _exit_now() -> None:
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def pytest_runtest_setup(item):
