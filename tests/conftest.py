@@ -133,8 +133,8 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """The long tests first: xdist's two workers then end on short tests, together, instead
-    of one waiting out the other's last long one. A long test with a module-scoped fixture
-    stays where it is: moved away from its module, the fixture would be built twice."""
+    of one waiting out the other's last long one. Mark no test whose module-scoped fixture
+    other tests of its module share: moved away from them, it would be built twice."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
