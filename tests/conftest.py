@@ -128,14 +128,6 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "requires(present, reason): skip when absent (fail instead in CI)"
     )
-    config.addinivalue_line("markers", "long: several whole runs or processes; runs first")
-
-
-def pytest_collection_modifyitems(config, items):
-    """The long tests first: xdist's two workers then end on short tests, together, instead
-    of one waiting out the other's last long one. Mark no test whose module-scoped fixture
-    other tests of its module share: moved away from them, it would be built twice."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 def pytest_unconfigure(config):

@@ -12,7 +12,6 @@ from lenet_jax.training import loop as trainer
 from lenet_jax.training.metrics_log import read_rows
 
 
-@pytest.mark.long
 def test_scanned_epochs_match_the_python_loop(tiny_config, tmp_path):
     tiny_config.model.dropout_rate = 0.3  # the same per-step keys in both loops
     results = {}

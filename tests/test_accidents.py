@@ -190,7 +190,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.long
 def test_sigterm_to_one_of_two_hosts_stops_both_at_the_same_step(tiny_mnist_dir, tmp_path):
     port = _free_port()
     env = child_env(1)
@@ -278,7 +277,6 @@ def _full_disk_plan(data_dir, tmp_path):
 
 
 @pytest.mark.requires(_can_mount_tmpfs(), "needs root and unshare -m to mount a tmpfs")
-@pytest.mark.long
 def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_good_checkpoint(
     tiny_mnist_dir, tmp_path
 ):

@@ -5,13 +5,11 @@ import json
 import subprocess
 import sys
 
-import pytest
 from conftest import REPO, requires_fashion
 from test_cifar_training import make_colour_folder
 
 
 @requires_fashion
-@pytest.mark.long
 def test_the_dry_run_writes_every_figure(tmp_path):
     cifar = make_colour_folder(tmp_path / "cifar", per_class=(48, 24))
     out = tmp_path / "gpu_check.json"

@@ -73,7 +73,6 @@ def test_bad_values_get_one_line_naming_the_field(tiny_config):
             validate(config)
 
 
-@pytest.mark.long
 def test_time_budget_exits_0_saves_and_a_larger_budget_resumes_bit_identically(
     tiny_mnist_dir, tiny_config, tmp_path
 ):

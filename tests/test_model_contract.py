@@ -218,7 +218,6 @@ def test_a_batchnorm_without_an_axis_warns_under_pmap_only(tiny_config, capsys):
     assert "no axis" not in capsys.readouterr().err
 
 
-@pytest.mark.long
 def test_a_batchnorm_over_a_named_axis_agrees_under_single_pmap_and_sharded(tiny_config, tmp_path):
     tiny_config.model.name = "fork_models.partial_bn:ResNetish2"
     tiny_config.num_epochs = 1

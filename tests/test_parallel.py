@@ -93,7 +93,6 @@ def _train_cmd(workdir, data_dir, *extra):
     )
 
 
-@pytest.mark.long
 def test_two_processes_on_loopback_match_one_process(tiny_config, tiny_mnist_dir, tmp_path):
     # The reference runs here, on one device (single, pmap and sharded agree, above): the
     # same data, batches and keys as the two hosts' four devices.

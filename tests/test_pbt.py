@@ -35,7 +35,6 @@ def _pbt_config(config, **pbt_fields):
     return config
 
 
-@pytest.mark.long
 def test_a_stopped_pbt_run_resumes_bit_identically_and_its_rows_name_the_exploits(
     tiny_config, tmp_path, monkeypatch
 ):

@@ -86,7 +86,6 @@ def _case(name: str, num_replicas: int):
 
 
 @pytest.mark.parametrize("name, num_replicas", [_case(*case) for case in CASES])
-@pytest.mark.long
 def test_single_pmap_and_sharded_agree(name, num_replicas, tiny_mnist_dir, colour_folder, tmp_path):
     """Every row's loss, the epoch's training mean included (a test split the model gets
     exactly right, loss 0, would otherwise agree whatever the strategies did), and each

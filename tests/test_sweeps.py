@@ -24,7 +24,6 @@ from lenet_jax.training.tensorboard import read_scalars
 SWEEP = {"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [0, 5e-4]}
 
 
-@pytest.mark.long
 def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config):
     """Under the step loop and the scanned epoch; zipped, so two members cover every
     sweepable field."""
@@ -83,7 +82,6 @@ def _trained_alone(config, run, member: int, indices):
     return alone, sums
 
 
-@pytest.mark.long
 def test_a_sweep_names_every_member_in_its_rows_sweep_json_and_evaluate(tiny_config, tmp_path):
     """A grid of 2 x 1 values, 2 seeds each: 4 members, one compiled step."""
     sweep = {"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [5e-4]}

@@ -70,7 +70,6 @@ def test_nan_loss_stops_with_a_clear_error(tiny_config, tmp_path):
 
 
 @requires_fashion
-@pytest.mark.long
 def test_smoke_run_on_real_fashion_mnist(tmp_path):
     config = load_config_file(str(REPO / "configs" / "fashion.py:smoke"))
     config.parallelism = "single"
