@@ -135,15 +135,9 @@ def pytest_unconfigure(config):
     teardown of a session's worth of compiled programs, which the controller would wait
     for, as the train command ends (`lenet_jax.train.exit_now`)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        atexit.register(_exit_now)  # registered last, so it runs first
+        from lenet_jax.train import exit_now
 
-
-def _exit_now() -> None:
-    import sys
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+        atexit.register(exit_now, 0)  # registered last, so it runs first
 
 
 def pytest_runtest_setup(item):
@@ -169,6 +163,17 @@ def copy_of_run(finished: tuple, tmp_path):
     workdir, result = finished
     shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
     return result
+
+
+def compiled_init(model, tx, image_shape):
+    """`key -> TrainState` of one model with `tx`, compiled once, as a run compiles its init
+    (op by op, init's many small ops would each compile on their own): for a test that
+    trains one member of a population alone, from that member's key."""
+    import jax
+
+    from lenet_jax.training.state import create_train_state
+
+    return jax.jit(lambda key: create_train_state(model, tx, key, image_shape))
 
 
 def tiny_train_command(workdir, data_dir, *overrides: str) -> list[str]:

@@ -6,6 +6,7 @@ import chex
 import jax
 import numpy as np
 import pytest
+from conftest import compiled_init
 
 from lenet_jax.errors import UserError
 from lenet_jax.predict import classify
@@ -16,7 +17,6 @@ from lenet_jax.training import batches, replicas, steps
 from lenet_jax.training.loop import train_and_evaluate
 from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.run import build_run
-from lenet_jax.training.state import create_train_state
 
 
 def _population_config(config, n=3):
@@ -27,10 +27,8 @@ def _population_config(config, n=3):
 
 def _alone(run):
     """(init, step) of one model of `run` trained alone: its model, optimizer and
-    normalisation, for a replica's own keys. Each compiled once, as a run compiles them:
-    op by op, init's many small ops would each compile on their own."""
-    shape = run.dataset.image_shape
-    init = jax.jit(lambda key: create_train_state(run.model, run.tx, key, shape))
+    normalisation, for a replica's own keys, each compiled once."""
+    init = compiled_init(run.model, run.tx, run.dataset.image_shape)
     mean, std = run.dataset.mean, run.dataset.std
     return init, jax.jit(steps.make_train_step(run.model, run.tx, mean=mean, std=std))
 

@@ -9,6 +9,7 @@ import chex
 import jax
 import numpy as np
 import pytest
+from conftest import compiled_init
 
 from lenet_jax.errors import UserError
 from lenet_jax.report.evaluation import evaluate_workdir
@@ -18,7 +19,6 @@ from lenet_jax.training import config_checks, replicas, steps, sweeps
 from lenet_jax.training import loop as trainer
 from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.run import build_run
-from lenet_jax.training.state import create_train_state
 from lenet_jax.training.tensorboard import read_scalars
 
 SWEEP = {"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [0, 5e-4]}
@@ -70,11 +70,9 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
 
 def _trained_alone(config, run, member: int, indices):
     """(state, the last step's sums) of the recipe alone with `member`'s values, from the
-    member's init key, over the batches `indices` with its train key. Its init compiled
-    once: op by op, init's many small ops would each compile on their own."""
+    member's init key, over the batches `indices` with its train key."""
     alone_run = build_run(sweeps.filled(config, run.sweep.values(member)))
-    shape = run.dataset.image_shape
-    init = jax.jit(lambda key: create_train_state(alone_run.model, alone_run.tx, key, shape))
+    init = compiled_init(alone_run.model, alone_run.tx, run.dataset.image_shape)
     alone, step = init(run.keys["init"][member]), jax.jit(alone_run.train_step())
     images, labels = run.dataset.train_images, run.dataset.train_labels
     for batch in indices:
