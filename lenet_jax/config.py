@@ -111,7 +111,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval_tta = "none"
     # Loop.
     config.batch_size = 128  # global: split over all devices
-    config.eval_batch_size = 1000
+    config.eval_batch_size = 0  # 0 = auto (`batches.eval_batch_size`): per backend
     config.num_epochs = 10
     config.seed = 0  # init, dropout, augmentation and data order all derive from it
     # N models trained at once in one compiled step (vmap): replica r has its own init,

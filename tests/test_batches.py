@@ -71,3 +71,21 @@ def test_a_batch_larger_than_a_chunk_is_placed_alone():
     )
     next(placed)
     assert strategy.placed == 1
+
+
+@pytest.mark.parametrize(
+    "backend, batch_size, expected",
+    [("cpu", 64, 64), ("cpu", 256, 256), ("gpu", 64, 960), ("tpu", 256, 768), ("gpu", 2048, 2048)],
+)
+def test_auto_evaluates_at_the_train_batch_on_the_cpu_and_fills_an_accelerator(
+    backend, batch_size, expected
+):
+    from lenet_jax.config import base_config
+
+    config = base_config()
+    config.batch_size = batch_size
+    assert config.eval_batch_size == 0  # auto is the default
+    assert batches.eval_batch_size(config, backend) == expected
+    assert expected % batch_size == 0  # so it divides over the devices as the train batch does
+    config.eval_batch_size = 100
+    assert batches.eval_batch_size(config, backend) == 100

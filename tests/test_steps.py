@@ -41,9 +41,7 @@ def test_alternating_flips_mirror_every_batch_of_the_odd_epochs_only():
     model = SeesItsInput()
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 3, 5, 1)), jnp.uint8)
     labels = jnp.zeros((4,), jnp.int32)
-    state = create_train_state(
-        model, tx, prng.key(0), steps.normalize(images, (0.0,), (1.0,))
-    )
+    state = create_train_state(model, tx, prng.key(0), steps.normalize(images, (0.0,), (1.0,)))
     train_step = jax.jit(
         steps.make_train_step(model, tx, mean=(0.0,), std=(1.0,), mirror_odd_epochs_of=2)
     )
@@ -256,3 +254,36 @@ def test_test_time_augmentation_averages_the_views_logits():
         tta = eval_steps.make_predict_step(model, mean=(0.5,), std=(0.25,), tta=mode)
         expected = sum(w * logits_of(v) for w, v in augment.tta_views(x, mode))
         np.testing.assert_allclose(tta(state, images), expected, rtol=1e-5, atol=1e-6)
+
+
+class _WithBatchWideExtra(nn.Module):
+    """Logits and, as public models return them, a dict of extras: one per example and one
+    over the whole batch (a scalar)."""
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        logits = nn.Dense(3)(x.reshape(len(x), -1))
+        return logits, {"column_mean": x[:, :, 0].mean((1, 2)), "batch_mean": x[..., :2, :].mean()}
+
+
+def test_test_time_augmentation_averages_every_output_view_by_view():
+    """Each view's whole output, a batch-wide scalar too, weighted as if the views ran one by
+    one (flip_translate's weights differ, so one pass over all views at once would not)."""
+    model = _WithBatchWideExtra()
+    state = create_train_state(model, optax.sgd(0.1), prng.key(0), (6, 6, 1))
+    images = jnp.asarray(np.random.default_rng(1).integers(0, 255, (5, 6, 6, 1)), jnp.uint8)
+    x = steps.normalize(images, (0.5,), (0.25,))
+    one_view = eval_steps.make_forward(model, mean=(0.5,), std=(0.25,))
+    for mode in ("flip", "flip_translate"):
+        views = augment.tta_views(x, mode)
+        per_view = [as_model(model).apply_output(
+            state.params, state.batch_stats, v, train=False, rngs={}, bound_axis=None
+        )[0] for _, v in views]  # fmt: skip
+        out = eval_steps.make_forward(model, mean=(0.5,), std=(0.25,), tta=mode)(state, images)
+        weighted = [jax.tree.map(lambda v, w=w: w * v, out) for (w, _), out in zip(views, per_view)]
+        expected = jax.tree.map(lambda *leaves: sum(leaves), *weighted)
+        chex.assert_trees_all_close(out, expected, rtol=1e-5, atol=1e-6)
+        assert out.extras["batch_mean"].shape == ()
+        assert not np.allclose(
+            out.extras["batch_mean"], one_view(state, images).extras["batch_mean"]
+        )

@@ -18,7 +18,6 @@ from lenet_jax.training.results import Snapshot
 from lenet_jax.training.run import build_run
 from lenet_jax.training.run_data import load_data
 
-PREDICT_BATCH = 1000
 WEIGHTS = ("auto", "ema", "raw")  # what --weights accepts; auto = ema where the run keeps one
 
 
@@ -121,12 +120,13 @@ def batched_outputs(
     step,
     images: np.ndarray,
     labels: np.ndarray | None = None,
-    batch_size: int = PREDICT_BATCH,
+    batch_size: int | None = None,
 ):
     """(output on the host, which examples are real) of `step(state, images, labels, mask)`
     over `images` in padded batches of one size (one compilation), on this process's
-    default device."""
+    default device: the run's evaluation batch (`batches.eval_batch_size`) by default."""
     compiled = snapshot.run.strategy.jit(step)
+    batch_size = batch_size or batches.eval_batch_size(snapshot.run.config)
     size = min(batch_size, len(images)) or 1
     labels = np.zeros(len(images), np.int32) if labels is None else labels
     placed = batches.eval_batches(parallel.Strategy(), images, labels, size, share=slice(None))

@@ -16,6 +16,8 @@ the project's own, and equal the in-memory split's.
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+import jax
+import ml_collections
 import numpy as np
 
 from lenet_jax.data.streaming import is_streamed
@@ -26,6 +28,24 @@ PREFETCH_BATCHES = 4
 # Two readers keep up with the step on a 2-core CPU where one fell behind (the README's
 # Performance section, "Streaming a TFDS split from disk").
 READ_THREADS = 2
+# An accelerator's evaluation batch under `eval_batch_size=0`: up to this many examples.
+ACCELERATOR_EVAL_EXAMPLES = 1000
+
+
+def eval_batch_size(config: ml_collections.ConfigDict, backend: str | None = None) -> int:
+    """The batch every evaluation and prediction of a run uses: `config.eval_batch_size`, or
+    for 0 (auto) the fastest on this backend. On the CPU that is the train batch: a forward
+    pass over a larger batch leaves the cache and runs slower per example (the README's
+    Performance section, "Evaluation's batch on the CPU"). On an accelerator it is the
+    largest multiple of the train batch up to `ACCELERATOR_EVAL_EXAMPLES`, which fills the
+    device in few dispatches. A multiple of `batch_size` divides over the devices as it does.
+    `backend`: JAX's default backend unless given.
+    """
+    if config.eval_batch_size:
+        return config.eval_batch_size
+    if (backend or jax.default_backend()) == "cpu":
+        return config.batch_size
+    return max(1, ACCELERATOR_EVAL_EXAMPLES // config.batch_size) * config.batch_size
 
 
 def batch_indices(order: np.ndarray, batch_size: int, index: int, share: slice) -> np.ndarray:

@@ -4,7 +4,7 @@ optimizer with its schedule (counting updates) and parameter groups."""
 
 from lenet_jax.data import Dataset
 from lenet_jax.models import Model, build_model
-from lenet_jax.training import compile_options, distributed, losses, parallel, param_groups
+from lenet_jax.training import batches, compile_options, distributed, losses, parallel, param_groups
 from lenet_jax.training.optim import make_optimizer, make_schedule
 from lenet_jax.training.sweep_optim import swept_optimizer
 
@@ -43,7 +43,7 @@ def strategy(config, model: Model, name: str, *, check_batches: bool) -> paralle
         )
     if check_batches:
         strategy.check_batch(config.batch_size, "batch_size")
-        strategy.check_batch(config.eval_batch_size, "eval_batch_size")
+        strategy.check_batch(batches.eval_batch_size(config), "eval_batch_size")
     return strategy
 
 

@@ -49,7 +49,6 @@ def _choices() -> dict[str, tuple]:
 
 _POSITIVE = (
     "batch_size",
-    "eval_batch_size",
     "num_epochs",
     "checkpoint_every_epochs",
     "eval_every_epochs",
@@ -61,14 +60,15 @@ _POSITIVE = (
     "num_replicas",
     "grad_accum_steps",
 )
-_NON_NEGATIVE = (
-    "augment.crop_padding",
-    "augment.cutout_size",
-    "optimizer.clip_norm",
-    "max_train_seconds",
-    "profile_steps",
-    "init_images",
-)
+_NON_NEGATIVE = {  # the field: what its 0 means
+    "eval_batch_size": "auto",  # `batches.eval_batch_size`
+    "augment.crop_padding": "off",
+    "augment.cutout_size": "off",
+    "optimizer.clip_norm": "off",
+    "max_train_seconds": "off",
+    "profile_steps": "off",
+    "init_images": "off",
+}
 _NON_NEGATIVE_NUMBERS = (
     "optimizer.weight_decay",
     "optimizer.warmup_epochs",
@@ -120,10 +120,9 @@ def _check_tables(config: ml_collections.ConfigDict) -> None:
         _require(_field(config, path) in allowed, path, list(allowed), _field(config, path))
     for path in _POSITIVE:
         _require(_field(config, path) > 0, path, "a positive number", _field(config, path))
-    for path in _NON_NEGATIVE:
-        _require(
-            _field(config, path) >= 0, path, "0 (off) or a positive integer", _field(config, path)
-        )
+    for path, zero in _NON_NEGATIVE.items():
+        value = _field(config, path)
+        _require(value >= 0, path, f"0 ({zero}) or a positive integer", value)
     for path in _NON_NEGATIVE_NUMBERS:
         _require(_field(config, path) >= 0, path, "a number >= 0", _field(config, path))
     for path in _FRACTIONS:

@@ -227,7 +227,7 @@ class Loop:
         test_batches = self.test_batches
         if test_batches is None:
             images, labels = self.run.dataset.split("test")
-            size = self.config.eval_batch_size
+            size = batches.eval_batch_size(self.config)
             test_batches = batches.eval_batches(self.run.strategy, images, labels, size)
             if not is_streamed(images):
                 test_batches = self.test_batches = list(test_batches)
