@@ -280,7 +280,7 @@ def test_test_time_augmentation_averages_every_output_view_by_view():
             state.params, state.batch_stats, v, train=False, rngs={}, bound_axis=None
         )[0] for _, v in views]  # fmt: skip
         out = eval_steps.make_forward(model, mean=(0.5,), std=(0.25,), tta=mode)(state, images)
-        weighted = [jax.tree.map(lambda v, w=w: w * v, out) for (w, _), out in zip(views, per_view)]
+        weighted = [jax.tree.map(lambda v, w=w: w * v, o) for (w, _), o in zip(views, per_view)]
         expected = jax.tree.map(lambda *leaves: sum(leaves), *weighted)
         chex.assert_trees_all_close(out, expected, rtol=1e-5, atol=1e-6)
         assert out.extras["batch_mean"].shape == ()
