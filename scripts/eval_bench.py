@@ -63,6 +63,8 @@ def main() -> None:
         config = apply_overrides(load_config_file(args.config), overrides)
         config.eval_batch_size = size
         evaluations[size] = evaluation(config)
+    config.eval_batch_size = 0
+    auto = batches.eval_batch_size(config)
     figures: dict[int, list[float]] = {size: [] for size in sizes}
     for round_ in range(args.rounds):
         for size in sizes[round_ % len(sizes) :] + sizes[: round_ % len(sizes)]:
@@ -76,7 +78,7 @@ def main() -> None:
             {
                 "config": args.config,
                 "overrides": overrides,
-                "auto_is": batches.eval_batch_size(load_config_file(args.config)),
+                "auto_is": auto,
                 "seconds": figures,
                 "median_seconds": medians,
                 "median_vs_first": {size: round(m / first, 3) for size, m in medians.items()},
