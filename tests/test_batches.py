@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lenet_jax import data
+from lenet_jax.config import base_config
 from lenet_jax.training import batches, parallel
 
 
@@ -80,8 +81,6 @@ def test_a_batch_larger_than_a_chunk_is_placed_alone():
 def test_auto_evaluates_at_the_train_batch_on_the_cpu_and_fills_an_accelerator(
     backend, batch_size, expected
 ):
-    from lenet_jax.config import base_config
-
     config = base_config()
     config.batch_size = batch_size
     assert config.eval_batch_size == 0  # auto is the default
