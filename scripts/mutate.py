@@ -198,6 +198,17 @@ TARGETS: tuple[Target, ...] = (
         ),
     ),
     Target("lenet_jax/files.py", ("tests/test_files.py",)),
+    Target(
+        "lenet_jax/training/sweeps.py",
+        (
+            *_tests("test_sweeps", "test_a_bad_sweep_is_one_line_naming_it"),
+            *_tests("test_sweeps", "test_a_forks_loss_keeps_its_fields_out_of_a_sweep"),
+            "tests/test_sweeps.py",
+        ),
+    ),
+    Target("lenet_jax/training/sweep_optim.py", ("tests/test_sweeps.py",)),
+    Target("lenet_jax/training/pbt.py", ("tests/test_pbt.py",)),
+    Target("lenet_jax/training/compile_options.py", ("tests/test_compile_options.py",)),
 )
 
 # What the scratch copy holds: what the tests import or read (examples/: test_custom_model).

@@ -5,6 +5,7 @@ import re
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax import lax
 
@@ -62,17 +63,41 @@ def _conv_pool_grad(x, k):
     return jax.grad(loss)(k)
 
 
-def _ynn_fusions(options: dict) -> int:
-    strategy = parallel.create("single", compiler_options=options)
-    x, k = jnp.ones((8, 32, 32, 32)), jnp.ones((3, 3, 32, 32))
-    text = strategy.jit(_conv_pool_grad).lower(x, k).compile().as_text()
-    return len(re.findall(r'"kind":"__ynn_fusion"', text))
+def _ynn_fusions(compiled: jax.stages.Compiled) -> int:
+    return len(re.findall(r'"kind":"__ynn_fusion"', compiled.as_text()))
+
+
+def _inputs(*devices: int):
+    return jnp.ones((*devices, 8, 32, 32, 32)), jnp.ones((*devices, 3, 3, 32, 32))
 
 
 def test_the_strategy_compiles_with_the_options():
     """XLA's default sends this convolution and max-pool to YNNPACK; `auto` keeps them."""
-    assert _ynn_fusions(compile_options.for_backend("xla_default")) > 0
-    assert _ynn_fusions(compile_options.for_backend("auto")) == 0
+    x, k = _inputs()
+    for choice, ynn in (("xla_default", True), ("auto", False)):
+        strategy = parallel.create("single", compiler_options=compile_options.for_backend(choice))
+        assert (_ynn_fusions(strategy.jit(_conv_pool_grad).lower(x, k).compile()) > 0) == ynn
+
+
+def test_pmap_compiles_each_signature_once_with_the_options():
+    x, k = _inputs(1)
+    expected = jax.pmap(_conv_pool_grad)(x, k)
+    plain = compile_options.pmap(_conv_pool_grad, {})
+    assert _ynn_fusions(plain.lower(x, k).compile()) > 0
+    auto = compile_options.pmap(_conv_pool_grad, compile_options.for_backend("auto"))
+    assert _ynn_fusions(auto.compile(x, k)) == 0 and auto.compile(x, k) is auto.compile(x, k)
+    for mapped in (plain, auto):
+        np.testing.assert_allclose(mapped(x, k), expected, rtol=1e-5)
+
+
+def test_a_program_run_once_compiles_with_the_runs_options():
+    """An init or a warm start's state: its own optimisation level over the run's options."""
+    x, k = _inputs()
+    auto = compile_options.for_backend("auto")
+    assert _ynn_fusions(compile_options.compile_once(_conv_pool_grad, x, k, options=auto)) == 0
+    assert _ynn_fusions(compile_options.compile_once(_conv_pool_grad, x, k)) > 0
+    once = compile_options.run_once(_conv_pool_grad, x, k, options=auto)
+    np.testing.assert_allclose(once, jax.jit(_conv_pool_grad)(x, k), rtol=1e-5)
 
 
 def test_a_run_compiles_with_its_configs_choice(tiny_config):

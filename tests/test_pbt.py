@@ -85,6 +85,24 @@ def test_a_stopped_pbt_run_resumes_bit_identically_and_its_rows_name_the_exploit
     assert {f"test/accuracy_per_replica/member {m}" for m in range(2)} <= set(curves)
 
 
+def test_exploits_come_every_pbt_every_epochs_and_never_in_an_independent_sweep(
+    tiny_config, tmp_path
+):
+    """Every third epoch of four: after the third only (none after the last). The same
+    sweep run `independent` trains its members without a single exploit."""
+    config = _pbt_config(tiny_config, every_epochs=3)
+    config.num_epochs = 4
+    config.num_train_examples = config.batch_size
+    config.num_test_examples = config.eval_batch_size
+    epochs_of = {}
+    for strategy in pbt.STRATEGIES:
+        config.sweep_strategy = strategy
+        train_and_evaluate(config, str(tmp_path / strategy))
+        rows = read_rows(tmp_path / strategy / "metrics.jsonl")
+        epochs_of[strategy] = [r["epoch"] for r in rows if r["split"] == pbt.SPLIT]
+    assert epochs_of == {"independent": [], "pbt": [3]}
+
+
 def _population(n: int = 4) -> TrainState:
     rng = np.random.default_rng(0)
     params = {"w": rng.normal(size=(n, 3)).astype(np.float32)}
@@ -155,9 +173,14 @@ def test_the_worst_copy_the_best_and_a_nan_score_ranks_last():
             {"pbt.fraction": 0.75},
             "config.pbt.fraction=0.75 is not allowed; expected a number in (0, 0.5]",
         ),
+        ({"pbt.fraction": 0.0}, "config.pbt.fraction=0.0 is not allowed; expected a number in"),
         (
             {"pbt.perturb": (0.8, 0.0)},
             "config.pbt.perturb=(0.8, 0.0) is not allowed; expected positive",
+        ),
+        (
+            {"pbt.perturb": (True, 1.25)},
+            "config.pbt.perturb=(True, 1.25) is not allowed; expected positive",
         ),
         (
             {"sweep_strategy": "genetic"},

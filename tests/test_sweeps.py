@@ -26,10 +26,12 @@ SWEEP = {"optimizer.learning_rate": [1e-3, 3e-3], "optimizer.weight_decay": [0, 
 
 def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config):
     """Under the step loop and the scanned epoch; zipped, so two members cover every
-    sweepable field."""
+    sweepable field; with a parameter group, whose optimizer reads the members' values too
+    (the biases: twice the rate, no decay)."""
     sweep = SWEEP | {"label_smoothing": [0.2, 0], "augment.cutout_size": [6, 0]}
     assert set(sweep) == set(sweeps.SWEEPABLE)
     tiny_config.sweep, tiny_config.sweep_mode = json.dumps(sweep), "zip"
+    tiny_config.optimizer.param_groups = ({"params": "bias", "lr_scale": 2, "weight_decay": False},)
     run = build_run(tiny_config)
     assert run.num_replicas == 2 and run.sweep.members() == [
         {

@@ -98,21 +98,30 @@ def jit(fn, options: dict, **kwargs):
 
 
 def pmap(fn, options: dict, **kwargs):
-    """`jax.pmap(fn, **kwargs)` compiled with `options`: pmap takes no compile options, so
-    each new argument signature is lowered and compiled ahead of time with them."""
+    """`jax.pmap(fn, **kwargs)` compiled with `options` (`PmapWithOptions`), or plain
+    `jax.pmap` without any."""
     mapped = jax.pmap(fn, **kwargs)
-    if not options:
-        return mapped
-    compiled = {}
+    return PmapWithOptions(mapped, options) if options else mapped
 
-    def call(*args):
+
+class PmapWithOptions:
+    """A pmapped function compiled with XLA options: pmap takes no compile options, so each
+    new argument signature is lowered and compiled ahead of time with them."""
+
+    def __init__(self, mapped, options: dict):
+        self._mapped, self._options, self._compiled = mapped, options, {}
+
+    def compile(self, *args) -> jax.stages.Compiled:
+        """The program for `args`' signature (tree, shapes, dtypes), compiled once."""
         leaves, tree = jax.tree.flatten(args)
         signature = (tree, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
-        if signature not in compiled:
-            compiled[signature] = mapped.lower(*args).compile(compiler_options=options)
-        return compiled[signature](*args)
+        if signature not in self._compiled:
+            lowered = self._mapped.lower(*args)
+            self._compiled[signature] = lowered.compile(compiler_options=self._options)
+        return self._compiled[signature]
 
-    return call
+    def __call__(self, *args):
+        return self.compile(*args)(*args)
 
 
 # LLVM's optimisation level for programs that run once (init, a warm start's state). Level 1
@@ -122,8 +131,13 @@ def pmap(fn, options: dict, **kwargs):
 RUN_ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
-def run_once(fn, *args, options: dict | None = None):
-    """`jax.jit(fn)(*args)`, compiled for a single call (`RUN_ONCE_COMPILER_OPTIONS`, over
-    the run's own `options`)."""
+def compile_once(fn, *args, options: dict | None = None) -> jax.stages.Compiled:
+    """`jax.jit(fn)` for `args`, compiled for a single call: `RUN_ONCE_COMPILER_OPTIONS`
+    over the run's own `options`."""
     options = {**(options or {}), **RUN_ONCE_COMPILER_OPTIONS}
-    return jax.jit(fn).lower(*args).compile(compiler_options=options)(*args)
+    return jax.jit(fn).lower(*args).compile(compiler_options=options)
+
+
+def run_once(fn, *args, options: dict | None = None):
+    """`jax.jit(fn)(*args)`, compiled for that one call (`compile_once`)."""
+    return compile_once(fn, *args, options=options)(*args)
