@@ -198,17 +198,51 @@ TARGETS: tuple[Target, ...] = (
         ),
     ),
     Target("lenet_jax/files.py", ("tests/test_files.py",)),
+    Target("lenet_jax/training/sweeps.py", ("tests/test_sweeps.py",)),
     Target(
-        "lenet_jax/training/sweeps.py",
-        (
-            *_tests("test_sweeps", "test_a_bad_sweep_is_one_line_naming_it"),
-            *_tests("test_sweeps", "test_a_forks_loss_keeps_its_fields_out_of_a_sweep"),
-            "tests/test_sweeps.py",
+        "lenet_jax/training/sweep_optim.py",
+        _tests(
+            "test_sweeps",
+            "test_a_swept_optimizer_updates_as_the_one_built_with_its_values",
+            "test_each_member_equals_the_recipe_alone_with_its_values_and_key",
         ),
     ),
-    Target("lenet_jax/training/sweep_optim.py", ("tests/test_sweeps.py",)),
-    Target("lenet_jax/training/pbt.py", ("tests/test_pbt.py",)),
+    Target(
+        "lenet_jax/training/pbt.py",
+        _tests(
+            "test_pbt",
+            "test_the_worst_copy_the_best_and_a_nan_score_ranks_last",
+            "test_what_pbt_needs_is_one_line_naming_the_field",
+            "test_an_exploit_copies_the_whole_member_state_and_sets_its_new_values",
+            "test_exploits_come_every_pbt_every_epochs_and_never_in_an_independent_sweep",
+            "test_a_stopped_pbt_run_resumes_bit_identically_and_its_rows_name_the_exploits",
+        ),
+    ),
     Target("lenet_jax/training/compile_options.py", ("tests/test_compile_options.py",)),
+    Target(
+        "lenet_jax/training/batches.py",
+        (
+            "tests/test_batches.py",
+            *_tests(
+                "test_checkpointing", "test_resumed_run_is_bit_identical_to_an_uninterrupted_one"
+            ),
+            *_tests(
+                "test_losses",
+                "test_per_example_terms_in_evaluate_match_the_test_rows_over_padded_batches",
+            ),
+        ),
+    ),
+    Target(
+        "lenet_jax/training/cadence.py",
+        _tests(
+            "test_loop_controls",
+            "test_the_first_best_score_follows_the_metrics_direction",
+            "test_eval_every_epochs_evaluates_when_due_and_after_the_last",
+            "test_early_stopping_stops_with_a_checkpoint_and_a_rerun_respects_it",
+        ),
+    ),
+    Target("lenet_jax/training/replicas.py", ("tests/test_replicas.py",)),
+    Target("lenet_jax/prng.py", ("tests/test_prng.py",)),
 )
 
 # What the scratch copy holds: what the tests import or read (examples/: test_custom_model).

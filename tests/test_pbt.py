@@ -139,20 +139,25 @@ def test_an_exploit_copies_the_whole_member_state_and_sets_its_new_values():
 
 
 def test_the_worst_copy_the_best_and_a_nan_score_ranks_last():
+    """Over a few intervals every donor of the best fraction and every factor is drawn; the
+    factors multiply the donor's values (0.5 and 1.5: dividing would give others)."""
     members = [{"optimizer.learning_rate": v, "seed": 0} for v in (1e-3, 2e-3, 4e-3, 8e-3)]
-    config = type("Pbt", (), {"fraction": 0.5, "perturb": (0.5, 2.0)})
-    for epoch in range(4):
+    config = type("Pbt", (), {"fraction": 0.5, "perturb": (0.5, 1.5)})
+    donors, factors = set(), set()
+    for epoch in range(6):
         key = jax.random.fold_in(jax.random.key(0), epoch)
         exploits = pbt.choose(key, [0.3, 0.9, 0.5, float("nan")], True, members, config)
         assert sorted(e.member for e in exploits) == [0, 3]
         for e in exploits:
             assert e.copied in (1, 2)
-            ratio = (
-                e.values["optimizer.learning_rate"] / members[e.copied]["optimizer.learning_rate"]
-            )
-            assert ratio in (0.5, 2.0)
+            donors.add(e.copied)
+            rate = e.values["optimizer.learning_rate"]
+            factors.add(round(rate / members[e.copied]["optimizer.learning_rate"], 9))
+    assert donors == {1, 2} and factors == {0.5, 1.5}
     by_loss = pbt.choose(jax.random.key(1), [0.3, 0.9, 0.5, 0.1], False, members, config)
     assert sorted(e.member for e in by_loss) == [1, 2]  # a loss: lower is better
+    config.fraction = 0.1  # of 4 members: still the worst one moves
+    assert [e.member for e in pbt.choose(key, [0.3, 0.9, 0.5, 0.1], True, members, config)] == [3]
     assert sweeps.typed("optimizer.learning_rate", 0.01 * 1.25) == 0.0125
     assert sweeps.typed("augment.cutout_size", 8 * 1.25) == 10
 
@@ -173,6 +178,7 @@ def test_the_worst_copy_the_best_and_a_nan_score_ranks_last():
             {"pbt.fraction": 0.75},
             "config.pbt.fraction=0.75 is not allowed; expected a number in (0, 0.5]",
         ),
+        ({"pbt.every_epochs": 0}, "config.pbt.every_epochs=0 is not allowed; expected a positive"),
         ({"pbt.fraction": 0.0}, "config.pbt.fraction=0.0 is not allowed; expected a number in"),
         (
             {"pbt.perturb": (0.8, 0.0)},

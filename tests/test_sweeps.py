@@ -8,6 +8,7 @@ import json
 import chex
 import jax
 import numpy as np
+import optax
 import pytest
 from conftest import compiled_init
 
@@ -15,7 +16,7 @@ from lenet_jax.errors import UserError
 from lenet_jax.report.evaluation import evaluate_workdir
 from lenet_jax.report.export import export_member
 from lenet_jax.report.inference import load_run
-from lenet_jax.training import config_checks, replicas, steps, sweeps
+from lenet_jax.training import config_checks, optim, replicas, steps, sweep_optim, sweeps
 from lenet_jax.training import loop as trainer
 from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.run import build_run
@@ -68,6 +69,37 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
             np.testing.assert_allclose(loss[member], alone_sums["loss"], rtol=1e-5)
     first, second = (jax.tree.leaves(replicas.select(looped, m).params)[0] for m in (0, 1))
     assert not np.allclose(first, second)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+@pytest.mark.parametrize(
+    "values", [{"weight_decay": 5e-4}, {"learning_rate": 3e-3, "weight_decay": 1e-3}]
+)
+def test_a_swept_optimizer_updates_as_the_one_built_with_its_values(tiny_config, name, values):
+    """The optimizer alone, by the numbers: a sweep without the peak rate builds it from the
+    config's schedule, one with it scales the unit schedule; a parameter group (the
+    biases: twice the rate, no decay) reads the values too."""
+    settings = tiny_config.optimizer
+    settings.name, settings.momentum = name, 0.9
+    settings.param_groups = ({"params": "bias", "lr_scale": 2, "weight_decay": False},)
+    schedule_of = lambda cfg: optim.make_schedule(cfg, total_steps=8, steps_per_epoch=2)  # noqa: E731
+    swept = sweep_optim.swept_optimizer(settings, values, schedule_of, optim.make_optimizer)
+    filled = settings.copy_and_resolve_references()
+    filled.update(values)
+    alone = optim.make_optimizer(filled, schedule_of(filled))
+    rng = np.random.default_rng(0)
+    params = {"Dense_0": {"kernel": rng.normal(size=(3, 2)), "bias": rng.normal(size=2)}}
+    params = jax.tree.map(lambda x: x.astype(np.float32), params)
+    trained = {}
+    for label, tx in (("swept", swept), ("alone", alone)):
+        current, state = params, tx.init(params)
+        for _ in range(3):
+            grads = jax.tree.map(lambda p: np.sin(p) + 1.0, current)
+            updates, state = tx.update(grads, state, current)
+            current = optax.apply_updates(current, updates)
+        trained[label] = current
+    chex.assert_trees_all_close(trained["swept"], trained["alone"], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(trained["swept"]["Dense_0"]["bias"], params["Dense_0"]["bias"])
 
 
 def _trained_alone(config, run, member: int, indices):
