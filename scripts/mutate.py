@@ -230,6 +230,9 @@ TARGETS: tuple[Target, ...] = (
                 "test_losses",
                 "test_per_example_terms_in_evaluate_match_the_test_rows_over_padded_batches",
             ),
+            *_tests(
+                "test_tfds", "test_streamed_training_equals_in_memory_and_resumes_bit_identically"
+            ),
         ),
     ),
     Target(
@@ -237,11 +240,20 @@ TARGETS: tuple[Target, ...] = (
         _tests(
             "test_loop_controls",
             "test_the_first_best_score_follows_the_metrics_direction",
+            "test_due_epochs_and_the_patience_counted_from_the_first_best_evaluation",
             "test_eval_every_epochs_evaluates_when_due_and_after_the_last",
             "test_early_stopping_stops_with_a_checkpoint_and_a_rerun_respects_it",
         ),
     ),
-    Target("lenet_jax/training/replicas.py", ("tests/test_replicas.py",)),
+    Target(
+        "lenet_jax/training/replicas.py",
+        (
+            "tests/test_replicas.py",
+            *_tests(  # one model alone: the population's code with a single replica
+                "test_checkpointing", "test_resumed_run_is_bit_identical_to_an_uninterrupted_one"
+            ),
+        ),
+    ),
     Target("lenet_jax/prng.py", ("tests/test_prng.py",)),
 )
 

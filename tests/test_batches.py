@@ -54,11 +54,11 @@ def test_a_chunk_is_placed_only_when_its_first_batch_is_needed():
     ds, batch = _dataset(), 4  # 16 bytes of images per batch
     strategy = CountingStrategy()
     placed = batches.epoch_batches(
-        strategy, ds.train_images, ds.train_labels, np.arange(40), batch, range(10), chunk_bytes=48
+        strategy, ds.train_images, ds.train_labels, np.arange(40), batch, range(10), chunk_bytes=56
     )
     assert strategy.placed == 0
     next(placed)
-    assert strategy.placed == 3  # the first chunk: 48 // 16 batches
+    assert strategy.placed == 3  # the first chunk: the 3 whole batches 56 bytes hold
     for _ in range(3):
         next(placed)
     assert strategy.placed == 6
@@ -76,7 +76,15 @@ def test_a_batch_larger_than_a_chunk_is_placed_alone():
 
 @pytest.mark.parametrize(
     "backend, batch_size, expected",
-    [("cpu", 64, 64), ("cpu", 256, 256), ("gpu", 64, 960), ("tpu", 256, 768), ("gpu", 2048, 2048)],
+    [
+        ("cpu", 64, 64),
+        ("cpu", 256, 256),
+        ("gpu", 64, 960),
+        ("tpu", 256, 768),
+        ("gpu", 200, 1000),  # up to 1000 examples: 1000 itself included
+        ("gpu", 91, 910),  # not 1001
+        ("gpu", 2048, 2048),
+    ],
 )
 def test_auto_evaluates_at_the_train_batch_on_the_cpu_and_fills_an_accelerator(
     backend, batch_size, expected

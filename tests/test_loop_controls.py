@@ -4,6 +4,7 @@ CLI run that exits 0 and resumes bit-identically), the EMA's rows and the profil
 import subprocess
 
 import chex
+import ml_collections
 import pytest
 from conftest import REPO, child_env, tiny_train_command
 
@@ -42,6 +43,18 @@ def test_the_first_best_score_follows_the_metrics_direction():
     assert cadence.first_best([0.5, 0.3, 0.3, 0.4], higher_is_better=False) == 1
     assert cadence.first_best([0.5, 0.7, 0.7, 0.4], higher_is_better=True) == 1
     assert cadence.first_best([0.5, 0.3, 0.7], higher_is_better=True) == 2
+
+
+def test_due_epochs_and_the_patience_counted_from_the_first_best_evaluation():
+    config = ml_collections.ConfigDict({"num_epochs": 7, "early_stopping_patience": 2})
+    assert [epoch + 1 for epoch in range(7) if cadence.is_due(epoch, 3, config)] == [3, 6, 7]
+    config.best_metric = "accuracy"
+    rows = lambda *scores: [{"split": "test", "accuracy": s} for s in scores]  # noqa: E731
+    assert cadence.early_stop_reason(rows(0.5, 0.7, 0.6), "test", config, step=3) == ""
+    reason = cadence.early_stop_reason(rows(0.5, 0.7, 0.6, 0.7), "test", config, step=4)
+    assert reason.startswith(
+        "stopped early after epoch 4: test accuracy has not improved for 2 epochs on epoch 2's"
+    )
 
 
 def test_bad_values_get_one_line_naming_the_field(tiny_config):

@@ -40,7 +40,8 @@ def _replica(state, r: int):
 
 @pytest.mark.parametrize("replica_loop", ["vmap", "map"])
 def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config, replica_loop):
-    tiny_config.replica_loop = replica_loop
+    """With BatchNorm, whose statistics each replica keeps too."""
+    tiny_config.replica_loop, tiny_config.model.batch_norm = replica_loop, True
     run = build_run(_population_config(tiny_config))
     state = run.init_state()
     images, labels = run.dataset.train_images[:64], run.dataset.train_labels[:64]
@@ -53,10 +54,22 @@ def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config,
         alone = alone_init(run.keys["init"][r])
         for _ in range(2):
             alone, alone_sums = alone_step(alone, images, labels, run.keys["train"][r])
-        chex.assert_trees_all_close(_replica(state, r).params, alone.params, atol=1e-6)
+        replica = _replica(state, r)
+        chex.assert_trees_all_close(replica.params, alone.params, atol=1e-6)
+        chex.assert_trees_all_close(replica.batch_stats, alone.batch_stats, atol=1e-6)
         np.testing.assert_allclose(sums["loss"][r], alone_sums["loss"], rtol=1e-5)
     first, second = (jax.tree.leaves(_replica(state, r).params)[0] for r in (0, 1))
     assert not np.allclose(first, second)  # different inits
+
+
+def test_auto_loops_over_replicas_with_map_on_the_cpu_and_vmap_elsewhere():
+    assert [replicas.resolve_loop("auto", backend) for backend in ("cpu", "gpu", "tpu")] == [
+        "map",
+        "vmap",
+        "vmap",
+    ]
+    assert replicas.resolve_loop("vmap", "cpu") == "vmap"
+    assert replicas.resolve_loop("map", "gpu") == "map"
 
 
 @pytest.mark.parametrize("replica_loop", ["vmap", "map"])

@@ -24,13 +24,15 @@ STATE_AXES = TrainState(step=None, params=0, opt_state=0, batch_stats=0, ema_par
 REPLICA_LOOPS = ("auto", "vmap", "map")  # what config.replica_loop accepts
 
 
-def resolve_loop(replica_loop: str) -> str:
+def resolve_loop(replica_loop: str, backend: str | None = None) -> str:
+    """The loop over replicas `config.replica_loop` names; `auto`: `lax.map` on the CPU,
+    `vmap` on an accelerator (`backend`: JAX's default unless given)."""
     if replica_loop not in REPLICA_LOOPS:
         raise UserError(
             f"config.replica_loop={replica_loop!r}; expected one of {list(REPLICA_LOOPS)}"
         )
     if replica_loop == "auto":
-        return "map" if jax.default_backend() == "cpu" else "vmap"
+        return "map" if (backend or jax.default_backend()) == "cpu" else "vmap"
     return replica_loop
 
 
