@@ -250,7 +250,9 @@ TARGETS: tuple[Target, ...] = (
         (
             "tests/test_replicas.py",
             *_tests(  # one model alone: the population's code with a single replica
-                "test_checkpointing", "test_resumed_run_is_bit_identical_to_an_uninterrupted_one"
+                "test_checkpointing",
+                "test_resumed_run_is_bit_identical_to_an_uninterrupted_one",
+                "test_evaluate_reports_per_class_accuracy_and_confusion",
             ),
         ),
     ),

@@ -4,6 +4,7 @@ pmap and sharded runs equal the single-device one."""
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import compiled_init
@@ -17,6 +18,7 @@ from lenet_jax.training import batches, replicas, steps
 from lenet_jax.training.loop import train_and_evaluate
 from lenet_jax.training.metrics_log import read_rows
 from lenet_jax.training.run import build_run
+from lenet_jax.training.state import TrainState
 
 
 def _population_config(config, n=3):
@@ -57,9 +59,41 @@ def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config,
         replica = _replica(state, r)
         chex.assert_trees_all_close(replica.params, alone.params, atol=1e-6)
         chex.assert_trees_all_close(replica.batch_stats, alone.batch_stats, atol=1e-6)
+        chex.assert_trees_all_close(replica.opt_state, alone.opt_state, atol=1e-6)
         np.testing.assert_allclose(sums["loss"][r], alone_sums["loss"], rtol=1e-5)
     first, second = (jax.tree.leaves(_replica(state, r).params)[0] for r in (0, 1))
     assert not np.allclose(first, second)  # different inits
+
+
+def _toy_step(state, images, labels, key):
+    noise = jax.random.normal(key, state.params["w"].shape)
+    w = state.params["w"] - 0.1 * (images.mean() + labels.mean()) * noise
+    return state.replace(step=state.step + 1, params={"w": w}), {"loss": jnp.sum(w)}
+
+
+def test_map_loops_over_the_replicas_and_vmap_vectorises_them_to_the_same_numbers():
+    """The loop each `replica_loop` names (a scan over the replicas, or none), for the train
+    step and for predictions, and the same numbers from both."""
+    rng = np.random.default_rng(0)
+    state = TrainState(
+        step=jnp.int32(0),
+        params={"w": jnp.asarray(rng.normal(size=(3, 4, 2)), jnp.float32)},
+        opt_state={"count": jnp.zeros(3, jnp.int32)},
+        batch_stats={},
+    )
+    images, labels = jnp.ones((5, 4)), jnp.arange(5.0)
+    keys = replicas.replica_keys(jax.random.key(0), 3)
+    predict = lambda replica, x: x @ replica.params["w"]  # noqa: E731
+    outputs = {}
+    for loop in ("vmap", "map"):
+        step = replicas.vectorize_train_step(_toy_step, 3, own_data=False, loop=loop)
+        logits = replicas.vectorize_predict(predict, 3, loop=loop)
+        for fn, args in ((step, (state, images, labels, keys)), (logits, (state, images))):
+            assert ("scan[" in str(jax.make_jaxpr(fn)(*args))) == (loop == "map")
+        stepped, sums = jax.jit(step)(state, images, labels, keys)
+        outputs[loop] = (stepped, sums, jax.jit(logits)(stepped, images))
+    chex.assert_trees_all_close(outputs["vmap"], outputs["map"], rtol=1e-6)
+    assert outputs["map"][2].shape == (3, 5, 2) and int(outputs["map"][0].step) == 1
 
 
 def test_auto_loops_over_replicas_with_map_on_the_cpu_and_vmap_elsewhere():
