@@ -165,15 +165,16 @@ def copy_of_run(finished: tuple, tmp_path):
     return result
 
 
-def compiled_init(model, tx, image_shape):
-    """`key -> TrainState` of one model with `tx`, compiled once, as a run compiles its init
-    (op by op, init's many small ops would each compile on their own): for a test that
-    trains one member of a population alone, from that member's key."""
+def compiled_init(model, tx, image_shape, *, ema: bool = False):
+    """`key -> TrainState` of one model with `tx` (and an EMA of its parameters with
+    `ema`), compiled once, as a run compiles its init (op by op, init's many small ops would
+    each compile on their own): for a test that trains one member of a population alone,
+    from that member's key."""
     import jax
 
     from lenet_jax.training.state import create_train_state
 
-    return jax.jit(lambda key: create_train_state(model, tx, key, image_shape))
+    return jax.jit(lambda key: create_train_state(model, tx, key, image_shape, ema=ema))
 
 
 def tiny_train_command(workdir, data_dir, *overrides: str) -> list[str]:

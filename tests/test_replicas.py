@@ -30,9 +30,9 @@ def _population_config(config, n=3):
 def _alone(run):
     """(init, step) of one model of `run` trained alone: its model, optimizer and
     normalisation, for a replica's own keys, each compiled once."""
-    init = compiled_init(run.model, run.tx, run.dataset.image_shape)
-    mean, std = run.dataset.mean, run.dataset.std
-    return init, jax.jit(steps.make_train_step(run.model, run.tx, mean=mean, std=std))
+    init = compiled_init(run.model, run.tx, run.dataset.image_shape, ema=run.has_ema)
+    mean, std, ema = run.dataset.mean, run.dataset.std, run.ema_rule()
+    return init, jax.jit(steps.make_train_step(run.model, run.tx, mean=mean, std=std, ema=ema))
 
 
 def _replica(state, r: int):
@@ -42,8 +42,9 @@ def _replica(state, r: int):
 
 @pytest.mark.parametrize("replica_loop", ["vmap", "map"])
 def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config, replica_loop):
-    """With BatchNorm, whose statistics each replica keeps too."""
+    """With BatchNorm and an EMA of the parameters, which each replica keeps too."""
     tiny_config.replica_loop, tiny_config.model.batch_norm = replica_loop, True
+    tiny_config.ema_decay = 0.9
     run = build_run(_population_config(tiny_config))
     state = run.init_state()
     images, labels = run.dataset.train_images[:64], run.dataset.train_labels[:64]
@@ -60,6 +61,7 @@ def test_each_replica_trains_as_it_would_alone_with_its_folded_keys(tiny_config,
         chex.assert_trees_all_close(replica.params, alone.params, atol=1e-6)
         chex.assert_trees_all_close(replica.batch_stats, alone.batch_stats, atol=1e-6)
         chex.assert_trees_all_close(replica.opt_state, alone.opt_state, atol=1e-6)
+        chex.assert_trees_all_close(replica.ema_params, alone.ema_params, atol=1e-6)
         np.testing.assert_allclose(sums["loss"][r], alone_sums["loss"], rtol=1e-5)
     first, second = (jax.tree.leaves(_replica(state, r).params)[0] for r in (0, 1))
     assert not np.allclose(first, second)  # different inits
