@@ -257,6 +257,12 @@ TARGETS: tuple[Target, ...] = (
         ),
     ),
     Target("lenet_jax/prng.py", ("tests/test_prng.py",)),
+    Target("lenet_jax/ops/forward_grad.py", ("tests/test_forward_grad.py",)),
+    Target(
+        "lenet_jax/ops/band_conv.py",
+        ("tests/test_band_conv.py", "tests/test_conv.py"),
+        keyword="test_band_conv or band",
+    ),
 )
 
 # What the scratch copy holds: what the tests import or read (examples/: test_custom_model).

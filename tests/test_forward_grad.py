@@ -38,6 +38,7 @@ SHAPES = {
     "32ch_5x5_valid_one_output_pixel": (5, (5, 5), (5, 5), 32, 4, VALID),
     "asymmetric_3x3": (5, (7, 11), (3, 3), 6, 5, ((2, 0), (0, 1))),
     "asymmetric_beyond_a_3x2_kernel": (5, (6, 6), (3, 2), 1, 3, ((3, 0), (1, 4))),
+    "beyond_a_2x2_kernel_on_the_left": (3, (5, 6), (2, 2), 2, 3, ((0, 1), (3, 0))),
 }
 
 
