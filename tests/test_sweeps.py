@@ -73,7 +73,11 @@ def test_each_member_equals_the_recipe_alone_with_its_values_and_key(tiny_config
 
 @pytest.mark.parametrize("name", ["sgd", "adamw"])
 @pytest.mark.parametrize(
-    "values", [{"weight_decay": 5e-4}, {"learning_rate": 3e-3, "weight_decay": 1e-3}]
+    "values",
+    [
+        {"optimizer.weight_decay": 5e-4},
+        {"optimizer.learning_rate": 3e-3, "optimizer.weight_decay": 1e-3},
+    ],
 )
 def test_a_swept_optimizer_updates_as_the_one_built_with_its_values(tiny_config, name, values):
     """The optimizer alone, by the numbers: a sweep without the peak rate builds it from the
@@ -83,9 +87,9 @@ def test_a_swept_optimizer_updates_as_the_one_built_with_its_values(tiny_config,
     settings.name, settings.momentum = name, 0.9
     settings.param_groups = ({"params": "bias", "lr_scale": 2, "weight_decay": False},)
     schedule_of = lambda cfg: optim.make_schedule(cfg, total_steps=8, steps_per_epoch=2)  # noqa: E731
-    swept = sweep_optim.swept_optimizer(settings, values, schedule_of, optim.make_optimizer)
-    filled = settings.copy_and_resolve_references()
-    filled.update(values)
+    start = {sweep_optim.state_name(field): value for field, value in values.items()}
+    swept = sweep_optim.swept_optimizer(settings, start, schedule_of, optim.make_optimizer)
+    filled = sweeps.filled(tiny_config, values).optimizer
     alone = optim.make_optimizer(filled, schedule_of(filled))
     rng = np.random.default_rng(0)
     params = {"Dense_0": {"kernel": rng.normal(size=(3, 2)), "bias": rng.normal(size=2)}}
